@@ -1,0 +1,79 @@
+"""Options shared by the `llmobs` commands: the store to read, and time windows."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from llmobs.core import store
+from llmobs.core.config import LLMOBS_DB, default_db_path
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+
+
+def parse_duration_s(text: str) -> float:
+    """`500ms`, `30s`, `10m`, `2h`, `7d`, `1w` → seconds. Raises ValueError otherwise."""
+    match = _DURATION.match(text.lower())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30s, 10m, 2h or 7d")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_since_ns(text: str, *, now_ns: int | None = None) -> int:
+    """A start time from `10m` (ago) or an ISO timestamp (`2026-11-27T16:00`), in epoch ns."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    try:
+        return now_ns - int(parse_duration_s(text) * 1e9)
+    except ValueError:
+        pass
+    try:
+        return int(datetime.fromisoformat(text.strip()).timestamp() * 1e9)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a duration (10m, 2h) nor an ISO time (2026-11-27T16:00)") from None
+
+
+class SinceType(click.ParamType):  # type: ignore[type-arg]
+    """A click type for `--since`: converts to epoch nanoseconds."""
+
+    name = "since"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_since_ns(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+SINCE = SinceType()
+
+
+def db_option(func: F) -> F:
+    """`--db PATH`: the store to read (default `LLMOBS_DB`, else `~/.llmobs/traces.db`)."""
+    return click.option(
+        "--db",
+        "db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=f"SQLite store to read [default: ${LLMOBS_DB} or ~/.llmobs/traces.db].",
+    )(func)
+
+
+def open_store(db: Path | None) -> sqlite3.Connection:
+    """Open the store read-only, or exit with a message that says what is wrong."""
+    path = db if db is not None else default_db_path()
+    try:
+        return store.connect(path, readonly=True)
+    except store.StoreError as exc:
+        raise click.ClickException(str(exc)) from exc

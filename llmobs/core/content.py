@@ -1,0 +1,257 @@
+"""The content policy: what of a span's content is kept, how long it may be, and what is redacted.
+
+Applied on the pipeline thread, before a span reaches any sink, in one walk over each content
+field that also turns arbitrary Python objects into JSON values:
+
+- capture: on by default; `LLMOBS_CAPTURE_CONTENT=false` (or OpenTelemetry's
+  `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=NO_CONTENT`) drops `input`, `output` and
+  document contents, keeping ids, scores, models, usage and timing;
+- truncation: a string longer than `max_chars` keeps its head and ends with a visible marker,
+  `…[truncated N chars]`; a container longer than `max_items` keeps its first items and a marker;
+- redaction: strings matching a secret pattern (API keys, bearer tokens, ...) have the match
+  replaced by `[REDACTED]`; values under a key named like a secret (password, api_key,
+  authorization, ...) are replaced whole; key paths such as `input.*.content` or
+  `attributes.user.email` replace what they point at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from llmobs.core.model import Span
+
+REDACTED = "[REDACTED]"
+
+#: Secrets recognised inside any string, by default.
+DEFAULT_SECRET_PATTERNS: tuple[str, ...] = (
+    r"\bsk-[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic (sk-ant-), Langfuse secret (sk-lf-), ...
+    r"(?i:\bbearer\s+[A-Za-z0-9\-._~+/]{8,}=*)",
+    r"(?i:\bbasic\s+[A-Za-z0-9+/]{16,}=*)",
+    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
+    r"\bAIza[0-9A-Za-z_\-]{35}",  # Google API keys
+    r"\bgh[pousr]_[A-Za-z0-9]{36,}",  # GitHub tokens
+    r"\bgithub_pat_[A-Za-z0-9_]{22,}",
+    r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack tokens
+    r"\bhf_[A-Za-z0-9]{30,}",  # Hugging Face tokens
+    r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",  # JWTs
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+)
+
+#: Keys whose values are secrets whatever they look like, by default (searched case-insensitively).
+DEFAULT_SECRET_KEYS = (
+    r"password|passwd|secret|api[-_]?key|authorization|auth[-_]?token|access[-_]?token"
+    r"|refresh[-_]?token|session[-_]?token|private[-_]?key|credential|cookie"
+)
+
+DEFAULT_MAX_ITEMS = 1000
+MAX_DEPTH = 32
+_MIN_SECRET_LEN = 10  # no default pattern matches a shorter string
+
+
+class ContentPolicy:
+    """Capture, truncation and redaction settings, and their application to spans.
+
+    Args:
+        capture: keep prompts, completions, tool arguments/results and document contents.
+        max_chars: longest string kept before truncation.
+        redact_patterns: extra regular expressions whose matches are replaced in every string.
+        redact_keys: extra regular expression matched (searched) against mapping keys; a match
+            replaces the whole value.
+        redact_paths: dotted key paths (`*` matches any key or list index) replaced whole, e.g.
+            `input.*.content` or `attributes.user.email`.
+        default_redaction: include the default secret patterns and keys.
+    """
+
+    def __init__(
+        self,
+        *,
+        capture: bool = True,
+        max_chars: int = 16 * 1024,
+        max_items: int = DEFAULT_MAX_ITEMS,
+        redact_patterns: Iterable[str | re.Pattern[str]] = (),
+        redact_keys: str | None = None,
+        redact_paths: Iterable[str] = (),
+        default_redaction: bool = True,
+    ) -> None:
+        self.capture = capture
+        self.max_chars = max(1, int(max_chars))
+        self.max_items = max(1, int(max_items))
+        patterns = [p.pattern if isinstance(p, re.Pattern) else p for p in redact_patterns]
+        if default_redaction:
+            patterns = [*DEFAULT_SECRET_PATTERNS, *patterns]
+        self._secret_re = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+        self._min_secret_len = _MIN_SECRET_LEN if not redact_patterns else 1
+        keys = [k for k in (DEFAULT_SECRET_KEYS if default_redaction else None, redact_keys) if k]
+        self._key_re = re.compile("|".join(f"(?:{k})" for k in keys), re.IGNORECASE) if keys else None
+        self._key_verdicts: dict[str, bool] = {}
+        self._paths = [tuple(p.split(".")) for p in redact_paths if p]
+
+    # -- applying to a span ------------------------------------------------------------------
+
+    def apply(self, span: Span) -> None:
+        """Make the span's content JSON-safe, truncated and redacted, in place."""
+        if self.capture:
+            span.input = self.clean(span.input)
+            span.output = self.clean(span.output)
+        else:
+            span.input = None
+            span.output = None
+        if span.documents is not None:
+            docs = span.documents if self.capture else [_without_content(d) for d in span.documents]
+            cleaned = self.clean(docs)
+            span.documents = cleaned if isinstance(cleaned, list) else None
+        attributes = self.clean(span.attributes)
+        span.attributes = attributes if isinstance(attributes, dict) else {"value": attributes}
+        if span.tool is not None:
+            tool = self.clean(span.tool)
+            span.tool = tool if isinstance(tool, dict) else None
+        if span.agent is not None:
+            agent = self.clean(span.agent)
+            span.agent = agent if isinstance(agent, dict) else None
+        if span.error is not None:
+            span.error.message = self.clean_str(str(span.error.message))
+        if self._paths:
+            self._redact_paths(span)
+
+    # -- values --------------------------------------------------------------------------------
+
+    def clean(self, value: Any) -> Any:
+        """A JSON value made from `value`: converted, truncated and redacted."""
+        return self._clean(value, 0, set())
+
+    def clean_str(self, value: str) -> str:
+        secret_re = self._secret_re
+        if secret_re is not None and len(value) >= self._min_secret_len and secret_re.search(value):
+            value = secret_re.sub(REDACTED, value)
+        if len(value) > self.max_chars:
+            value = f"{value[: self.max_chars]}…[truncated {len(value) - self.max_chars} chars]"
+        return value
+
+    def is_secret_key(self, key: str) -> bool:
+        if self._key_re is None:
+            return False
+        verdict = self._key_verdicts.get(key)
+        if verdict is None:
+            verdict = self._key_re.search(key) is not None
+            if len(self._key_verdicts) < 10_000:
+                self._key_verdicts[key] = verdict
+        return verdict
+
+    def _clean(self, value: Any, depth: int, seen: set[int]) -> Any:
+        kind = type(value)
+        if kind is str:
+            return self.clean_str(value)
+        if value is None or kind is bool or kind is int:
+            return value
+        if kind is float:
+            return value if math.isfinite(value) else str(value)
+        if depth >= MAX_DEPTH:
+            return "…[max depth]"
+        if isinstance(value, Mapping):
+            marker = id(value)
+            if marker in seen:
+                return "…[cycle]"
+            seen.add(marker)
+            out: dict[str, Any] = {}
+            for i, (key, item) in enumerate(value.items()):
+                if i >= self.max_items:
+                    out["…"] = f"[truncated {len(value) - self.max_items} items]"
+                    break
+                name = key if type(key) is str else str(key)
+                if self.is_secret_key(name) and item is not None and item != "":
+                    out[name] = REDACTED
+                else:
+                    out[name] = self._clean(item, depth + 1, seen)
+            seen.discard(marker)
+            return out
+        if isinstance(value, (list, tuple, set, frozenset)):
+            marker = id(value)
+            if marker in seen:
+                return "…[cycle]"
+            seen.add(marker)
+            items: list[Any] = []
+            for i, item in enumerate(value):
+                if i >= self.max_items:
+                    items.append(f"…[truncated {len(value) - self.max_items} items]")
+                    break
+                items.append(self._clean(item, depth + 1, seen))
+            seen.discard(marker)
+            return items
+        if isinstance(value, str):  # str subclasses (enums with str mixin, ...)
+            return self.clean_str(str(value))
+        if isinstance(value, (int, float)):
+            return self._clean(int(value) if isinstance(value, int) else float(value), depth, seen)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return f"<{len(value)} bytes>"
+        return self._clean(_to_plain(value), depth + 1, seen)
+
+    def _redact_paths(self, span: Span) -> None:
+        roots = {"input": span.input, "output": span.output, "attributes": span.attributes, "documents": span.documents}
+        for path in self._paths:
+            head, rest = path[0], path[1:]
+            if head not in roots:
+                continue
+            if not rest:
+                if head in ("input", "output") and getattr(span, head) is not None:
+                    setattr(span, head, REDACTED)
+                continue
+            _replace_at(roots[head], rest)
+
+
+def _replace_at(node: Any, path: tuple[str, ...]) -> None:
+    step, rest = path[0], path[1:]
+    if isinstance(node, dict):
+        keys = list(node) if step == "*" else ([step] if step in node else [])
+        for key in keys:
+            if rest:
+                _replace_at(node[key], rest)
+            elif node[key] is not None:
+                node[key] = REDACTED
+    elif isinstance(node, list):
+        if step == "*":
+            indexes = range(len(node))
+        elif step.isdigit() and int(step) < len(node):
+            indexes = range(int(step), int(step) + 1)
+        else:
+            indexes = range(0)
+        for i in indexes:
+            if rest:
+                _replace_at(node[i], rest)
+            elif node[i] is not None:
+                node[i] = REDACTED
+
+
+def _without_content(doc: Any) -> Any:
+    if isinstance(doc, Mapping):
+        return {k: v for k, v in doc.items() if k != "content"}
+    return None
+
+
+def _to_plain(value: Any) -> Any:
+    """A plain Python structure for an arbitrary object (pydantic models, dataclasses, ...)."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            return dump(mode="json", exclude_none=True)
+        except Exception:
+            pass
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        try:
+            return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        except Exception:
+            pass
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        try:
+            return to_dict()
+        except Exception:
+            pass
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text

@@ -1,0 +1,246 @@
+"""The shared span model: one `Span` record per unit of work, and its JSON form.
+
+The JSON form produced by `Span.to_dict()` is a public contract (DESIGN.md, "The shared span
+model"); `Span.from_dict()` reads it back losslessly, so a span that went through the store, an
+export file or the OTLP codec compares equal to the original.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SpanKind(str, enum.Enum):
+    """What a span stands for. The values are the JSON strings."""
+
+    LLM = "llm"
+    EMBEDDING = "embedding"
+    TOOL = "tool"
+    RETRIEVER = "retriever"
+    RERANKER = "reranker"
+    AGENT = "agent"
+    CHAIN = "chain"
+    HANDOFF = "handoff"
+    GUARDRAIL = "guardrail"
+    WORKFLOW = "workflow"
+    EVALUATOR = "evaluator"
+    CUSTOM = "custom"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Status(str, enum.Enum):
+    """Outcome of a span. The values are the JSON strings."""
+
+    OK = "ok"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Kinds whose usage and cost are the application's own model spend (summed in totals).
+MODEL_KINDS = frozenset({SpanKind.LLM, SpanKind.EMBEDDING, SpanKind.RERANKER})
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts of one model call.
+
+    `input_tokens` includes cached tokens (read and written) and `output_tokens` includes
+    reasoning tokens, as in OpenTelemetry's `gen_ai.usage.*` and genai-prices' `Usage`.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    def to_dict(self) -> dict[str, int]:
+        """The JSON form: only the counts that are known."""
+        out: dict[str, int] = {}
+        for name in _USAGE_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Usage:
+        return cls(**{name: data.get(name) for name in _USAGE_FIELDS})
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, name) is None for name in _USAGE_FIELDS)
+
+
+_USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+
+
+@dataclass(slots=True)
+class Cost:
+    """The price of one model call in US dollars, and where the price came from."""
+
+    input_usd: float
+    output_usd: float
+    total_usd: float
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input_usd": self.input_usd,
+            "output_usd": self.output_usd,
+            "total_usd": self.total_usd,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cost:
+        return cls(
+            input_usd=float(data.get("input_usd") or 0.0),
+            output_usd=float(data.get("output_usd") or 0.0),
+            total_usd=float(data["total_usd"]),
+            source=str(data.get("source") or ""),
+        )
+
+
+@dataclass(slots=True)
+class ErrorInfo:
+    """Why a span failed: the exception type's name and its message."""
+
+    type: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.type, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ErrorInfo:
+        return cls(type=str(data.get("type", "")), message=str(data.get("message", "")))
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        return cls(type=type(exc).__name__, message=str(exc))
+
+
+@dataclass(slots=True)
+class Span:
+    """One unit of work: a model call, a tool call, a retrieval, an agent step, ...
+
+    Fields mirror the JSON contract one to one, except `duration_ms`, which is derived from
+    `start_ns`/`end_ns`. `input`, `output`, `documents` and `attributes` may hold arbitrary Python
+    objects while the span is in flight; the pipeline turns them into JSON values (and applies the
+    content policy) before the span reaches a sink.
+    """
+
+    trace_id: str
+    span_id: str
+    name: str
+    kind: SpanKind = SpanKind.CUSTOM
+    parent_id: str | None = None
+    framework: str = "manual"
+    service: str = ""
+    start_ns: int = 0
+    end_ns: int = 0
+    status: Status = Status.OK
+    error: ErrorInfo | None = None
+    provider: str | None = None
+    model: str | None = None
+    response_model: str | None = None
+    usage: Usage | None = None
+    cost: Cost | None = None
+    ttft_ms: float | None = None
+    input: Any = None
+    output: Any = None
+    tool: dict[str, Any] | None = None
+    agent: dict[str, Any] | None = None
+    documents: list[dict[str, Any]] | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    # Not part of the contract: work an integration defers from the application's thread to the
+    # pipeline thread (extracting usage from a response object, say). The pipeline runs it once,
+    # before pricing, and clears it.
+    deferred: Callable[[Span], None] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e6
+
+    @property
+    def is_error(self) -> bool:
+        return self.status is Status.ERROR
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of DESIGN.md, with every key present."""
+        usage = self.usage
+        cost = self.cost
+        error = self.error
+        return {
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_id": self.parent_id,
+            "name": self.name,
+            "kind": self.kind.value,
+            "framework": self.framework,
+            "service": self.service,
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+            "duration_ms": (self.end_ns - self.start_ns) / 1e6,
+            "status": self.status.value,
+            "error": error.to_dict() if error is not None else None,
+            "provider": self.provider,
+            "model": self.model,
+            "response_model": self.response_model,
+            "usage": usage.to_dict() if usage is not None else None,
+            "cost": cost.to_dict() if cost is not None else None,
+            "ttft_ms": self.ttft_ms,
+            "input": self.input,
+            "output": self.output,
+            "tool": self.tool,
+            "agent": self.agent,
+            "documents": self.documents,
+            "attributes": self.attributes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Span:
+        """Read the JSON form back. Unknown keys are ignored; `duration_ms` is derived."""
+        usage = data.get("usage")
+        cost = data.get("cost")
+        error = data.get("error")
+        return cls(
+            trace_id=data["trace_id"],
+            span_id=data["span_id"],
+            parent_id=data.get("parent_id"),
+            name=data["name"],
+            kind=SpanKind(data.get("kind", "custom")),
+            framework=data.get("framework", "manual"),
+            service=data.get("service", ""),
+            start_ns=int(data.get("start_ns", 0)),
+            end_ns=int(data.get("end_ns", 0)),
+            status=Status(data.get("status", "ok")),
+            error=ErrorInfo.from_dict(error) if error is not None else None,
+            provider=data.get("provider"),
+            model=data.get("model"),
+            response_model=data.get("response_model"),
+            usage=Usage.from_dict(usage) if usage is not None else None,
+            cost=Cost.from_dict(cost) if cost is not None else None,
+            ttft_ms=data.get("ttft_ms"),
+            input=data.get("input"),
+            output=data.get("output"),
+            tool=data.get("tool"),
+            agent=data.get("agent"),
+            documents=data.get("documents"),
+            attributes=dict(data.get("attributes") or {}),
+        )

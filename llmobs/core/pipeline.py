@@ -1,0 +1,290 @@
+"""The pipeline: from a finished span on the application's thread to every sink.
+
+The application's thread only appends the span to a bounded queue (`submit`); when the queue is
+full the span is dropped and counted, never waited for. One background thread takes spans off in
+batches, runs the integration's deferred extraction, prices model calls, applies the content
+policy and writes the batch to every sink. `flush()` waits until everything submitted before it
+has been written; an atexit hook does the same when the process exits normally, so no span is
+lost at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmobs.core.config import Settings
+from llmobs.core.content import ContentPolicy
+from llmobs.core.model import MODEL_KINDS, Span
+from llmobs.core.pricing import Pricer
+from llmobs.core.sinks.base import Sink
+
+logger = logging.getLogger("llmobs")
+
+
+class _FlushMarker:
+    """Queued by `flush()`: the worker sets `done` once everything ahead of it is written."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+@dataclass(slots=True)
+class SinkHealth:
+    written: int = 0
+    errors: int = 0
+    last_error: str | None = None
+
+
+@dataclass(slots=True)
+class Counters:
+    processed: int = 0
+    dropped: int = 0
+    failed: int = 0
+    priced: int = 0
+    unpriced: int = 0
+    sinks: dict[str, SinkHealth] = field(default_factory=dict)
+
+
+class Pipeline:
+    """A bounded queue and one worker thread that prices, redacts, batches and writes spans.
+
+    Args:
+        sinks: where batches go; each is written independently, a failing one does not stop the others.
+        settings: queue size, batch size and flush interval.
+        pricer: prices model spans that carry usage and no cost.
+        policy: content capture, truncation and redaction.
+    """
+
+    def __init__(self, sinks: Sequence[Sink], settings: Settings, pricer: Pricer, policy: ContentPolicy) -> None:
+        self.sinks = list(sinks)
+        self.settings = settings
+        self.pricer = pricer
+        self.policy = policy
+        self._sink_keys = _unique_names(self.sinks)
+        self.counters = Counters(sinks={key: SinkHealth() for key in self._sink_keys})
+        self._max = max(1, settings.queue_size)
+        self._wake_at = max(1, settings.batch_size)
+        self._interval = max(0.001, settings.flush_interval_s)
+        self._queue: deque[Span | _FlushMarker] = deque()
+        self._wake = threading.Event()
+        self._drain_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._warned: set[str] = set()
+        self._stopping = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._start_worker()
+        _live_pipelines.add(self)
+
+    # -- the application's side ----------------------------------------------------------------
+
+    def submit(self, span: Span) -> None:
+        """Queue a finished span. Never blocks; drops and counts when the queue is full."""
+        queue = self._queue
+        if len(queue) >= self._max or self._closed:
+            with self._count_lock:
+                self.counters.dropped += 1
+            self._warn_once("dropped", "llmobs: span queue full (%d); dropping spans", self._max)
+            return
+        queue.append(span)
+        if len(queue) == self._wake_at:
+            self._wake.set()
+
+    def flush(self, timeout: float | None = 5.0) -> bool:
+        """Wait until every span submitted so far is written to every sink. False on timeout."""
+        marker = _FlushMarker()
+        self._queue.append(marker)
+        thread = self._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            self._wake.set()
+            return marker.done.wait(timeout)
+        # No worker (stopped, or lost across a fork): deliver on the calling thread.
+        self._drain()
+        return marker.done.is_set()
+
+    def shutdown(self, timeout: float | None = 5.0) -> bool:
+        """Flush, stop the worker and close the sinks. Spans submitted afterwards are dropped."""
+        if self._closed:
+            return True
+        ok = self.flush(timeout)
+        self._closed = True
+        self._stopping = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._drain()
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                self._warn_once(f"close:{sink.name}", "llmobs: closing sink %s failed: %s", sink.name, exc)
+        _live_pipelines.discard(self)
+        return ok
+
+    def health(self) -> dict[str, Any]:
+        """A snapshot of the counters: queued, exported, dropped, unpriced, sink errors, ..."""
+        c = self.counters
+        return {
+            "queued": len(self._queue),
+            "processed": c.processed,
+            "exported": min((h.written for h in c.sinks.values()), default=c.processed),
+            "dropped": c.dropped,
+            "failed": c.failed,
+            "priced": c.priced,
+            "unpriced": c.unpriced,
+            "sink_errors": sum(h.errors for h in c.sinks.values()),
+            "sinks": {
+                name: {"written": h.written, "errors": h.errors, "last_error": h.last_error}
+                for name, h in c.sinks.items()
+            },
+        }
+
+    # -- the worker's side ---------------------------------------------------------------------
+
+    def _start_worker(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="llmobs-pipeline", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            try:
+                self._drain()
+            except Exception as exc:  # pragma: no cover - _drain guards each step
+                self._warn_once("worker", "llmobs: pipeline error: %r", exc)
+            if self._stopping and not self._queue:
+                return
+
+    def _drain(self) -> None:
+        with self._drain_lock:
+            queue = self._queue
+            batch: list[Span] = []
+            limit = self._wake_at
+            while queue:
+                item = queue.popleft()
+                if type(item) is _FlushMarker:
+                    self._write(batch)
+                    batch = []
+                    self._flush_sinks()
+                    item.done.set()
+                    continue
+                assert isinstance(item, Span)
+                batch.append(item)
+                if len(batch) >= limit:
+                    self._write(batch)
+                    batch = []
+            self._write(batch)
+
+    def _write(self, batch: list[Span]) -> None:
+        if not batch:
+            return
+        ready = [span for span in batch if self._prepare(span)]
+        counters = self.counters
+        counters.processed += len(ready)
+        for key, sink in zip(self._sink_keys, self.sinks, strict=True):
+            health = counters.sinks[key]
+            try:
+                sink.write(ready)
+            except Exception as exc:
+                health.errors += 1
+                health.last_error = f"{type(exc).__name__}: {exc}"
+                self._warn_once(f"sink:{sink.name}", "llmobs: sink %s failed, its batch is lost: %s", sink.name, exc)
+            else:
+                health.written += len(ready)
+
+    def _prepare(self, span: Span) -> bool:
+        """Deferred extraction, pricing and content policy for one span. False drops it."""
+        try:
+            deferred = span.deferred
+            if deferred is not None:
+                span.deferred = None
+                try:
+                    deferred(span)
+                except Exception as exc:
+                    # The integration could not read its payload: keep the span with what it has.
+                    self._warn_once(
+                        f"deferred:{span.framework}", "llmobs: %s payload not understood: %r", span.framework, exc
+                    )
+            if span.cost is None and span.usage is not None and span.kind in MODEL_KINDS:
+                span.cost = self.pricer.price(
+                    span.model, span.usage, span.provider, response_model=span.response_model, at_ns=span.start_ns
+                )
+                if span.cost is None:
+                    self.counters.unpriced += 1
+                else:
+                    self.counters.priced += 1
+            self.policy.apply(span)
+            return True
+        except Exception as exc:
+            self.counters.failed += 1
+            self._warn_once(
+                "prepare", "llmobs: could not prepare span %r, dropped: %r", getattr(span, "name", "?"), exc
+            )
+            return False
+
+    def _flush_sinks(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.flush()
+            except Exception as exc:
+                self._warn_once(f"flush:{sink.name}", "llmobs: flushing sink %s failed: %s", sink.name, exc)
+
+    def _warn_once(self, kind: str, message: str, *args: Any) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            logger.warning(message, *args)
+
+    def _after_fork_in_child(self) -> None:
+        # The worker thread does not survive fork; the child gets a fresh queue and worker.
+        self._queue = deque()
+        self._wake = threading.Event()
+        self._drain_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        if not self._closed:
+            self._start_worker()
+
+
+def _unique_names(sinks: Sequence[Sink]) -> list[str]:
+    """Sink names for the health snapshot, numbered when two sinks share a name."""
+    names: list[str] = []
+    for sink in sinks:
+        name = sink.name
+        number = 2
+        while name in names:
+            name = f"{sink.name}#{number}"
+            number += 1
+        names.append(name)
+    return names
+
+
+_live_pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+
+
+def _shutdown_all() -> None:
+    for pipeline in list(_live_pipelines):
+        try:
+            pipeline.shutdown(timeout=10.0)
+        except Exception:  # pragma: no cover - never let exit fail because of us
+            pass
+
+
+def _after_fork() -> None:
+    for pipeline in list(_live_pipelines):
+        pipeline._after_fork_in_child()
+
+
+atexit.register(_shutdown_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

@@ -1,0 +1,51 @@
+"""The `Sink` interface: where finished spans go.
+
+The pipeline decides when and how spans are batched; a sink only writes a batch somewhere. Sinks
+are called from the pipeline's one background thread, never from the application's, so `write`
+may block on disk or network, but it should bound how long (timeouts, bounded retries).
+
+A complete sink::
+
+    class JsonlSink(Sink):
+        name = "jsonl"
+
+        def __init__(self, path: str) -> None:
+            self._fh = open(path, "a", encoding="utf-8")
+
+        def write(self, spans: Sequence[Span]) -> None:
+            for span in spans:
+                self._fh.write(json.dumps(span.to_dict()) + "\\n")
+
+        def flush(self) -> None:
+            self._fh.flush()
+
+        def close(self) -> None:
+            self._fh.close()
+
+`write` may raise: the pipeline counts the failure against the sink, logs it once, and goes on
+with the next batch; other sinks still receive the batch.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+from llmobs.core.model import Span
+
+
+class Sink(abc.ABC):
+    """Receives finished, priced and redacted spans in batches, on the pipeline thread."""
+
+    #: Short name used in health snapshots and log messages.
+    name: str = "sink"
+
+    @abc.abstractmethod
+    def write(self, spans: Sequence[Span]) -> None:
+        """Deliver a batch. Spans are final: JSON-safe content, cost set where known."""
+
+    def flush(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Push out anything buffered. Called by `llmobs.flush()` and at exit."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release resources. Called once at shutdown, after the last `flush`."""

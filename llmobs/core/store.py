@@ -1,0 +1,289 @@
+"""The local SQLite store: schema, connection settings, writes and the queries the CLI runs.
+
+One file holds the spans of every local app (`~/.llmobs/traces.db`, or `LLMOBS_DB`). WAL mode
+lets `llmobs tail` read while several processes write; a busy timeout makes concurrent writers
+wait for each other instead of failing. Each row keeps the span's full JSON form in `data` and
+copies the fields the CLI filters and sums on into columns. `seq` only grows, so a reader can
+follow the store by asking for rows after the last `seq` it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmobs.core.model import MODEL_KINDS, Span
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    trace_id     TEXT    NOT NULL,
+    span_id      TEXT    NOT NULL,
+    parent_id    TEXT,
+    name         TEXT    NOT NULL,
+    kind         TEXT    NOT NULL,
+    framework    TEXT    NOT NULL,
+    service      TEXT    NOT NULL,
+    start_ns     INTEGER NOT NULL,
+    end_ns       INTEGER NOT NULL,
+    duration_ms  REAL    NOT NULL,
+    status       TEXT    NOT NULL,
+    model        TEXT,
+    provider     TEXT,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cost_usd     REAL,
+    ttft_ms      REAL,
+    inserted_ns  INTEGER NOT NULL,
+    data         TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spans_trace_id ON spans (trace_id);
+CREATE INDEX IF NOT EXISTS spans_start_ns ON spans (start_ns);
+"""
+
+_INSERT = (
+    "INSERT INTO spans (trace_id, span_id, parent_id, name, kind, framework, service, start_ns, end_ns,"
+    " duration_ms, status, model, provider, input_tokens, output_tokens, cost_usd, ttft_ms, inserted_ns, data)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+# Tokens and cost of a trace count only the application's own model calls: agent frameworks'
+# aggregate usage (turns, tasks) and evaluator spans must not inflate them.
+_MODEL_KINDS_SQL = "(" + ",".join(f"'{k.value}'" for k in sorted(MODEL_KINDS, key=lambda k: k.value)) + ")"
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message says why and where."""
+
+
+def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the store, creating the file, its folder and the schema when writable."""
+    path = Path(path).expanduser()
+    try:
+        if readonly:
+            if not path.exists():
+                raise StoreError(f"no llmobs store at {path} (set LLMOBS_DB or pass --db)")
+            conn = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+            )
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Callers serialise use of a connection themselves (the pipeline's drain lock).
+            conn = sqlite3.connect(
+                str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            _migrate(conn)
+        else:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{path} has schema {version}; this llmobs reads up to {SCHEMA_VERSION}: upgrade llmobs"
+                )
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open llmobs store {path}: {exc}") from exc
+    except OSError as exc:
+        raise StoreError(f"cannot create llmobs store {path}: {exc}") from exc
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"the store has schema {version}; this llmobs writes {SCHEMA_VERSION}: upgrade llmobs")
+    if version == SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def span_row(span: Span, inserted_ns: int) -> tuple[Any, ...]:
+    """The row stored for `span`: its columns and its JSON form."""
+    usage = span.usage
+    cost = span.cost
+    return (
+        span.trace_id,
+        span.span_id,
+        span.parent_id,
+        span.name,
+        span.kind.value,
+        span.framework,
+        span.service,
+        span.start_ns,
+        span.end_ns,
+        (span.end_ns - span.start_ns) / 1e6,
+        span.status.value,
+        span.model,
+        span.provider,
+        usage.input_tokens if usage is not None else None,
+        usage.output_tokens if usage is not None else None,
+        cost.total_usd if cost is not None else None,
+        span.ttft_ms,
+        inserted_ns,
+        json.dumps(span.to_dict(), separators=(",", ":"), ensure_ascii=False, default=str),
+    )
+
+
+def insert_spans(conn: sqlite3.Connection, spans: Sequence[Span]) -> None:
+    """Write a batch in one transaction."""
+    now = time.time_ns()
+    rows = [span_row(span, now) for span in spans]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(_INSERT, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def prune(conn: sqlite3.Connection, max_spans: int) -> int:
+    """Delete the oldest spans beyond the newest `max_spans`. Returns how many went."""
+    cur = conn.execute(
+        "DELETE FROM spans WHERE seq <= (SELECT MAX(seq) FROM spans) - ?",
+        (max_spans,),
+    )
+    return cur.rowcount or 0
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TraceSummary:
+    """One line of `llmobs traces`."""
+
+    trace_id: str
+    root_name: str
+    service: str
+    start_ns: int
+    end_ns: int
+    spans: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    unpriced: int
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e6
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trace_id": self.trace_id,
+            "root_name": self.root_name,
+            "service": self.service,
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+            "duration_ms": self.duration_ms,
+            "spans": self.spans,
+            "errors": self.errors,
+            "status": "error" if self.errors else "ok",
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+            "unpriced": self.unpriced,
+        }
+
+
+def recent_traces(conn: sqlite3.Connection, *, limit: int = 20, since_ns: int | None = None) -> list[TraceSummary]:
+    """The most recent traces, newest first, with their totals."""
+    where, params = ("WHERE start_ns >= ?", [since_ns]) if since_ns is not None else ("", [])
+    rows = conn.execute(
+        f"""
+        SELECT trace_id, MIN(start_ns) AS t0, MAX(end_ns), COUNT(*),
+               SUM(status = 'error'),
+               SUM(CASE WHEN kind IN {_MODEL_KINDS_SQL} THEN COALESCE(input_tokens, 0) ELSE 0 END),
+               SUM(CASE WHEN kind IN {_MODEL_KINDS_SQL} THEN COALESCE(output_tokens, 0) ELSE 0 END),
+               SUM(CASE WHEN kind IN {_MODEL_KINDS_SQL} THEN cost_usd END),
+               SUM(kind IN {_MODEL_KINDS_SQL} AND cost_usd IS NULL AND input_tokens IS NOT NULL)
+        FROM spans {where}
+        GROUP BY trace_id ORDER BY t0 DESC LIMIT ?
+        """,
+        [*params, limit],
+    ).fetchall()
+    out = []
+    for trace_id, t0, t1, count, errors, tin, tout, cost, unpriced in rows:
+        root = conn.execute(
+            "SELECT name, service FROM spans WHERE trace_id = ? ORDER BY (parent_id IS NOT NULL), start_ns LIMIT 1",
+            (trace_id,),
+        ).fetchone()
+        out.append(
+            TraceSummary(
+                trace_id=trace_id,
+                root_name=root[0] if root else "?",
+                service=root[1] if root else "",
+                start_ns=t0,
+                end_ns=t1,
+                spans=count,
+                errors=errors or 0,
+                input_tokens=tin or 0,
+                output_tokens=tout or 0,
+                cost_usd=cost,
+                unpriced=unpriced or 0,
+            )
+        )
+    return out
+
+
+def resolve_trace_id(conn: sqlite3.Connection, prefix: str) -> str:
+    """The one trace id starting with `prefix`. Raises StoreError when none or several match."""
+    prefix = prefix.strip().lower()
+    if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+        raise StoreError(f"{prefix!r} is not a trace id (hex characters)")
+    hi = prefix + "g"  # every id with this prefix sorts between prefix and prefix+"g"
+    rows = conn.execute(
+        "SELECT DISTINCT trace_id FROM spans WHERE trace_id >= ? AND trace_id < ? LIMIT 6", (prefix, hi)
+    ).fetchall()
+    if not rows:
+        raise StoreError(f"no trace starts with {prefix!r}")
+    if len(rows) > 1:
+        listed = ", ".join(r[0] for r in rows[:5])
+        raise StoreError(
+            f"{prefix!r} matches several traces ({listed}{', ...' if len(rows) > 5 else ''}); give more characters"
+        )
+    return str(rows[0][0])
+
+
+def trace_spans(conn: sqlite3.Connection, trace_id: str) -> list[Span]:
+    """Every span of one trace, in start order."""
+    rows = conn.execute("SELECT data FROM spans WHERE trace_id = ? ORDER BY start_ns, seq", (trace_id,))
+    return [Span.from_dict(json.loads(data)) for (data,) in rows]
+
+
+def iter_span_json(
+    conn: sqlite3.Connection, *, since_ns: int | None = None, trace_id: str | None = None, after_seq: int = 0
+) -> Iterator[tuple[int, str]]:
+    """(seq, JSON form) of stored spans in insertion order, optionally filtered."""
+    clauses: list[str] = ["seq > ?"]
+    params: list[Any] = [after_seq]
+    if since_ns is not None:
+        clauses.append("start_ns >= ?")
+        params.append(since_ns)
+    if trace_id is not None:
+        clauses.append("trace_id = ?")
+        params.append(trace_id)
+    yield from conn.execute(f"SELECT seq, data FROM spans WHERE {' AND '.join(clauses)} ORDER BY seq", params)
+
+
+def count_spans(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0])
