@@ -163,8 +163,7 @@ def export(db: Path | None, fmt: str, since: int | None, trace_prefix: str | Non
         return
     with open(output, "w", encoding="utf-8") as out:
         count = _write_lines(out, store.iter_span_json(conn, since_ns=since, trace_id=trace_id))
-    if output is not None:
-        click.echo(f"exported {count} spans to {output}", err=True)
+    click.echo(f"exported {count} spans to {output}", err=True)
 
 
 def _write_lines(out: TextIO, rows: Iterable[tuple[int, str]]) -> int:
