@@ -1,0 +1,121 @@
+"""The local SQLite store: nothing lost at exit, concurrent writers, schema, retention."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import llmobs
+from llmobs.core import store
+from llmobs.core.model import Span, Usage
+from llmobs.core.sinks import SQLiteSink
+
+RECORD_SPANS = textwrap.dedent(
+    """
+    import sys
+    import llmobs
+    n, tag, how = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    llmobs.configure(service_name=tag, batch_size=int(sys.argv[4]) if len(sys.argv) > 4 else 512)
+    for i in range(n):
+        with llmobs.span(f"{tag}-{i}", kind="chain") as s:
+            s.attributes["i"] = i
+    if how == "sys.exit":
+        sys.exit(0)
+    # "normal": fall off the end without calling flush
+    """
+)
+
+
+def run_recorder(db: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "LLMOBS_DB": str(db)}
+    return subprocess.Popen([sys.executable, "-c", RECORD_SPANS, *args], env=env)
+
+
+@pytest.mark.parametrize("how", ["normal", "sys.exit"])
+def test_a_process_that_exits_without_flush_leaves_every_span(isolated_llmobs: Path, how: str) -> None:
+    proc = run_recorder(isolated_llmobs, "5000", "exiter", how)
+    assert proc.wait(timeout=120) == 0
+    conn = sqlite3.connect(isolated_llmobs)
+    assert conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0] == 5000
+    names = {row[0] for row in conn.execute("SELECT name FROM spans")}
+    assert names == {f"exiter-{i}" for i in range(5000)}
+
+
+def test_two_processes_writing_one_store_at_once_lose_nothing(isolated_llmobs: Path) -> None:
+    # Small batches so the two writers interleave many transactions.
+    procs = [run_recorder(isolated_llmobs, "4000", tag, "normal", "50") for tag in ("alpha", "beta")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    conn = sqlite3.connect(isolated_llmobs)
+    counts = dict(conn.execute("SELECT service, COUNT(DISTINCT name) FROM spans GROUP BY service").fetchall())
+    assert counts == {"alpha": 4000, "beta": 4000}
+    assert conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0] == 8000
+
+
+def test_schema_wal_indexes_and_version(isolated_llmobs: Path) -> None:
+    with llmobs.span("x"):
+        pass
+    assert llmobs.flush()
+    conn = sqlite3.connect(isolated_llmobs)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    indexes = {row[1] for row in conn.execute("PRAGMA index_list('spans')")}
+    assert {"spans_trace_id", "spans_start_ns"} <= indexes
+
+
+def test_rows_hold_the_contract_json_and_summary_columns(isolated_llmobs: Path) -> None:
+    with llmobs.span("root", kind="workflow"):
+        with llmobs.span("chat gpt-4o", kind="llm", model="gpt-4o", provider="openai") as s:
+            s.usage = Usage(input_tokens=1000, output_tokens=100)
+    assert llmobs.flush()
+    conn = store.connect(isolated_llmobs, readonly=True)
+    (summary,) = store.recent_traces(conn)
+    assert summary.root_name == "root"
+    assert summary.spans == 2
+    assert (summary.input_tokens, summary.output_tokens) == (1000, 100)
+    assert summary.cost_usd == pytest.approx(0.0035)
+    spans = store.trace_spans(conn, summary.trace_id)
+    assert [s.name for s in spans] == ["root", "chat gpt-4o"]
+    assert spans[1].parent_id == spans[0].span_id
+    raw = [json.loads(data) for _seq, data in store.iter_span_json(conn)]
+    assert [r["name"] for r in raw] == ["chat gpt-4o", "root"]  # insertion order: children end first
+
+
+def test_retention_prunes_the_oldest(tmp_path: Path) -> None:
+    sink = SQLiteSink(tmp_path / "small.db", max_spans=100)
+    llmobs.configure(sinks=[sink], batch_size=10, flush_interval=0.001)
+    for i in range(1000):
+        with llmobs.span(f"s{i}"):
+            pass
+    assert llmobs.flush()
+    conn = sqlite3.connect(tmp_path / "small.db")
+    count = conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0]
+    assert 100 <= count <= 100 + 64 * 10  # pruned every 64 batches
+    assert conn.execute("SELECT name FROM spans ORDER BY seq DESC LIMIT 1").fetchone()[0] == "s999"
+    assert conn.execute("SELECT COUNT(*) FROM spans WHERE name = 's0'").fetchone()[0] == 0
+
+
+def test_trace_id_prefixes(isolated_llmobs: Path) -> None:
+    conn = store.connect(isolated_llmobs)
+    ids = ["abc1" + "0" * 27 + "1", "abc2" + "0" * 27 + "2", "f" * 32]
+    store.insert_spans(conn, [Span(trace_id=t, span_id="1" * 16, name="x", start_ns=1, end_ns=2) for t in ids])
+    assert store.resolve_trace_id(conn, "abc1") == ids[0]
+    assert store.resolve_trace_id(conn, "ABC2") == ids[1]
+    assert store.resolve_trace_id(conn, "f") == ids[2]
+    with pytest.raises(store.StoreError, match="matches several traces"):
+        store.resolve_trace_id(conn, "abc")
+    with pytest.raises(store.StoreError, match="no trace starts with"):
+        store.resolve_trace_id(conn, "0")
+    with pytest.raises(store.StoreError, match="not a trace id"):
+        store.resolve_trace_id(conn, "xyz")
+
+
+def test_a_missing_store_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(store.StoreError, match="no llmobs store at"):
+        store.connect(tmp_path / "nope.db", readonly=True)
