@@ -1,0 +1,319 @@
+"""Turning LangChain payloads into span fields, on the pipeline thread.
+
+The handler keeps references to what a run received and produced (messages, `LLMResult`,
+documents, tool output) in a `RunRecord`, which it hangs on the span as `Span.deferred`. The
+pipeline calls it once, before pricing, so nothing here runs on the application's thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from llmobs.core.conventions import ATTR_METADATA, ATTR_SESSION_ID, ATTR_TAGS, ATTR_USER_ID
+from llmobs.core.model import ErrorInfo, Span, SpanKind, Status, Usage
+
+#: LangChain `ls_provider` values → OpenTelemetry `gen_ai.provider.name` values.
+PROVIDER_NAMES: dict[str, str] = {
+    "openai": "openai",
+    "azure": "azure.ai.openai",
+    "azure_openai": "azure.ai.openai",
+    "azure_ai": "azure.ai.inference",
+    "anthropic": "anthropic",
+    "google_genai": "gcp.gemini",
+    "google_gemini": "gcp.gemini",
+    "google_vertexai": "gcp.vertex_ai",
+    "google_anthropic_vertex": "gcp.vertex_ai",
+    "vertexai": "gcp.vertex_ai",
+    "amazon_bedrock": "aws.bedrock",
+    "bedrock": "aws.bedrock",
+    "bedrock_converse": "aws.bedrock",
+    "mistral": "mistral_ai",
+    "mistralai": "mistral_ai",
+    "xai": "x_ai",
+    "ibm": "ibm.watsonx.ai",
+    "watsonx": "ibm.watsonx.ai",
+    "deepseek": "deepseek",
+    "groq": "groq",
+    "cohere": "cohere",
+    "perplexity": "perplexity",
+}
+
+#: Metadata keys that name a conversation (the first one present wins) or a user.
+SESSION_KEYS = ("session_id", "thread_id", "conversation_id")
+USER_KEYS = ("user_id",)
+
+#: Invocation parameters recorded as the request's parameters.
+REQUEST_PARAMS = (
+    "temperature",
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "top_p",
+    "top_k",
+    "frequency_penalty",
+    "presence_penalty",
+    "seed",
+    "n",
+    "stop",
+    "reasoning_effort",
+)
+
+#: Attribute keys this integration writes besides the conventional ones.
+ATTR_REQUEST = "request"
+ATTR_FINISH_REASONS = "finish_reasons"
+ATTR_INTERRUPTED = "interrupted"
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "function"}
+
+
+def provider_name(ls_provider: Any) -> str | None:
+    """The OTel provider name for a LangChain `ls_provider` (unknown ones pass through)."""
+    if not ls_provider or not isinstance(ls_provider, str):
+        return None
+    key = ls_provider.lower()
+    return PROVIDER_NAMES.get(key, key)
+
+
+class RunRecord:
+    """What one LangChain run received and produced, kept by reference until the pipeline reads it.
+
+    `owner` is the handler that started the run: when two `CallbackHandler`s see the same run
+    (a global one and an explicit one), only the owner records it.
+    """
+
+    __slots__ = (
+        "first_chunk_ns",
+        "inputs",
+        "kind",
+        "metadata",
+        "name",
+        "outputs",
+        "owner",
+        "params",
+        "stream_usage",
+        "tags",
+        "text_prompts",
+        "tool_call_id",
+    )
+
+    def __init__(
+        self,
+        owner: object,
+        kind: SpanKind,
+        name: str | None,
+        inputs: Any,
+        metadata: Mapping[str, Any] | None,
+        tags: list[str] | None,
+        params: Any = None,
+        tool_call_id: str | None = None,
+    ) -> None:
+        self.owner = owner
+        self.kind = kind
+        self.name = name
+        self.inputs = inputs
+        self.metadata = metadata
+        self.tags = tags
+        self.params = params
+        self.tool_call_id = tool_call_id
+        self.outputs: Any = None
+        self.first_chunk_ns = 0
+        self.stream_usage: Any = None
+        self.text_prompts = False
+
+    def __call__(self, span: Span) -> None:
+        """Fill `span` from the run's payloads (the pipeline calls this once)."""
+        _common(self, span)
+        kind = self.kind
+        if kind is SpanKind.LLM:
+            _llm(self, span)
+        elif kind is SpanKind.TOOL:
+            _tool(self, span)
+        elif kind is SpanKind.RETRIEVER:
+            span.input = self.inputs
+            if self.outputs is not None:
+                span.documents = [document_record(d) for d in self.outputs]
+        else:
+            span.input = self.inputs
+            span.output = self.outputs
+
+
+def _common(run: RunRecord, span: Span) -> None:
+    attributes = span.attributes
+    if run.tags:
+        attributes[ATTR_TAGS] = list(run.tags)
+    metadata = run.metadata
+    if not metadata:
+        return
+    kept = {k: v for k, v in metadata.items() if not (k.startswith("ls_") or k == "lc_versions")}
+    if kept:
+        attributes[ATTR_METADATA] = kept
+    for key in SESSION_KEYS:
+        value = metadata.get(key)
+        if value is not None:
+            attributes[ATTR_SESSION_ID] = str(value)
+            break
+    for key in USER_KEYS:
+        value = metadata.get(key)
+        if value is not None:
+            attributes[ATTR_USER_ID] = str(value)
+            break
+
+
+# -- model runs ------------------------------------------------------------------------------
+
+
+def _llm(run: RunRecord, span: Span) -> None:
+    metadata = run.metadata or {}
+    params = run.params if isinstance(run.params, Mapping) else {}
+    chat = not run.text_prompts
+    span.input = [message_dict(m) for m in run.inputs] if chat else list(run.inputs or ())
+    span.provider = provider_name(metadata.get("ls_provider"))
+
+    response = run.outputs
+    generation = _first_generation(response)
+    message = getattr(generation, "message", None)
+    response_metadata = getattr(message, "response_metadata", None) or {}
+    response_model = response_metadata.get("model_name") or response_metadata.get("model")
+    model = metadata.get("ls_model_name") or response_model or params.get("model") or params.get("model_name")
+    span.model = model
+    if response_model and response_model != model:
+        span.response_model = response_model
+
+    usage = None
+    if message is not None:
+        usage = usage_from_metadata(getattr(message, "usage_metadata", None))
+    if usage is None and run.stream_usage is not None:
+        usage = usage_from_metadata(run.stream_usage)
+    if usage is None:
+        llm_output = getattr(response, "llm_output", None)
+        if isinstance(llm_output, Mapping):
+            usage = usage_from_token_usage(llm_output.get("token_usage") or llm_output.get("usage"))
+    span.usage = usage
+
+    if message is not None:
+        span.output = message_dict(message)
+    elif generation is not None:
+        span.output = getattr(generation, "text", None)
+    finish = response_metadata.get("finish_reason") or response_metadata.get("stop_reason")
+    if finish is None:
+        info = getattr(generation, "generation_info", None)
+        if isinstance(info, Mapping):
+            finish = info.get("finish_reason")
+    if finish is not None:
+        span.attributes[ATTR_FINISH_REASONS] = [str(finish)]
+
+    request = {k: params[k] for k in REQUEST_PARAMS if params.get(k) is not None}
+    for key, meta_key in (("temperature", "ls_temperature"), ("max_tokens", "ls_max_tokens")):
+        if key not in request and metadata.get(meta_key) is not None:
+            request[key] = metadata[meta_key]
+    if request:
+        span.attributes[ATTR_REQUEST] = request
+    if run.first_chunk_ns:
+        span.ttft_ms = max(0.0, (run.first_chunk_ns - span.start_ns) / 1e6)
+
+    operation = "chat" if chat else "text_completion"
+    span.name = f"{operation} {model or run.name or 'model'}"
+
+
+def _first_generation(response: Any) -> Any:
+    generations = getattr(response, "generations", None)
+    if generations and generations[0]:
+        return generations[0][0]
+    return None
+
+
+def usage_from_metadata(usage: Any) -> Usage | None:
+    """A `Usage` from LangChain's `UsageMetadata` (input includes cache reads, output reasoning)."""
+    if not isinstance(usage, Mapping):
+        return None
+    inp = usage.get("input_tokens")
+    out = usage.get("output_tokens")
+    total = usage.get("total_tokens")
+    if inp is None and out is None and total is None:
+        return None
+    details = usage.get("input_token_details") or {}
+    out_details = usage.get("output_token_details") or {}
+    if total is None and (inp is not None or out is not None):
+        total = (inp or 0) + (out or 0)
+    return Usage(
+        input_tokens=inp,
+        output_tokens=out,
+        total_tokens=total,
+        cache_read_tokens=details.get("cache_read"),
+        cache_write_tokens=details.get("cache_creation"),
+        reasoning_tokens=out_details.get("reasoning"),
+    )
+
+
+def usage_from_token_usage(token_usage: Any) -> Usage | None:
+    """A `Usage` from an OpenAI-style `llm_output["token_usage"]` (prompt/completion tokens)."""
+    if not isinstance(token_usage, Mapping):
+        return None
+    inp = token_usage.get("prompt_tokens", token_usage.get("input_tokens"))
+    out = token_usage.get("completion_tokens", token_usage.get("output_tokens"))
+    if inp is None and out is None:
+        return None
+    total = token_usage.get("total_tokens")
+    prompt_details = token_usage.get("prompt_tokens_details") or {}
+    completion_details = token_usage.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=inp,
+        output_tokens=out,
+        total_tokens=total if total is not None else (inp or 0) + (out or 0),
+        cache_read_tokens=prompt_details.get("cached_tokens"),
+        reasoning_tokens=completion_details.get("reasoning_tokens"),
+    )
+
+
+def message_dict(message: Any) -> Any:
+    """A chat message as `{"role", "content", ...}` with tool calls and ids where present."""
+    kind = getattr(message, "type", None)
+    if kind is None:
+        return message
+    role = _ROLES.get(kind) or getattr(message, "role", None) or kind
+    out: dict[str, Any] = {"role": role, "content": message.content}
+    name = getattr(message, "name", None)
+    if name:
+        out["name"] = name
+    tool_calls = getattr(message, "tool_calls", None)
+    if tool_calls:
+        out["tool_calls"] = [
+            {"id": call.get("id"), "name": call.get("name"), "arguments": call.get("args")} for call in tool_calls
+        ]
+    tool_call_id = getattr(message, "tool_call_id", None)
+    if tool_call_id:
+        out["tool_call_id"] = tool_call_id
+    return out
+
+
+# -- tool and retriever runs -----------------------------------------------------------------
+
+
+def _tool(run: RunRecord, span: Span) -> None:
+    span.input = run.inputs
+    output = run.outputs
+    call_id = run.tool_call_id
+    if getattr(output, "type", None) == "tool":
+        call_id = call_id or getattr(output, "tool_call_id", None)
+        span.output = output.content
+        if getattr(output, "status", None) == "error" and span.status is not Status.ERROR:
+            # handle_tool_error turns a ToolException into a ToolMessage(status="error"): the
+            # tool failed even though on_tool_end fired.
+            span.status = Status.ERROR
+            span.error = ErrorInfo("ToolError", str(output.content))
+    else:
+        span.output = output
+    span.tool = {"name": run.name, "call_id": call_id}
+
+
+def document_record(document: Any) -> dict[str, Any]:
+    """`{"id", "score", "content"}` for a LangChain `Document` (id and score where present)."""
+    metadata = getattr(document, "metadata", None) or {}
+    doc_id = getattr(document, "id", None) or metadata.get("id") or metadata.get("source")
+    score = metadata.get("score", metadata.get("relevance_score"))
+    record: dict[str, Any] = {"id": doc_id, "score": score, "content": getattr(document, "page_content", document)}
+    extra = {k: v for k, v in metadata.items() if k not in ("id", "score", "relevance_score")}
+    if extra:
+        record["metadata"] = extra
+    return record
