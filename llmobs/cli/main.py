@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import TextIO
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from llmobs.cli.options import SINCE, db_option, open_store
-from llmobs.cli.render import span_label, summary_row, trace_tree
+from llmobs.cli.demo import demo
+from llmobs.cli.options import SINCE, db_option, make_console, open_store
+from llmobs.cli.prices import prices
+from llmobs.cli.render import summary_row
+from llmobs.cli.stats import stats
+from llmobs.cli.tail import tail
+from llmobs.cli.waterfall import render_details, render_waterfall
 from llmobs.core import store
 
 
@@ -68,7 +72,7 @@ def traces(db: Path | None, limit: int, since: int | None, as_json: bool) -> Non
         for row in rows:
             click.echo(json.dumps(row.to_dict()))
         return
-    console = Console()
+    console = make_console()
     if not rows:
         console.print("no traces yet: run your app with llmobs, or `make demo`")
         return
@@ -99,15 +103,20 @@ def traces(db: Path | None, limit: int, since: int | None, as_json: bool) -> Non
 @db_option
 @click.argument("trace_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the trace's spans as JSON lines instead.")
-def show(db: Path | None, trace_id: str, as_json: bool) -> None:
-    """Show one trace as a tree of spans with model, tokens, cost and timing.
+@click.option("--brief", is_flag=True, help="Only the tree and timeline, no per-span details.")
+@click.option("--no-content", is_flag=True, help="Leave out captured input, output and documents.")
+def show(db: Path | None, trace_id: str, as_json: bool, brief: bool, no_content: bool) -> None:
+    """Show one trace: its span tree beside a waterfall timeline, then each span's details.
 
-    TRACE_ID may be any unambiguous prefix of the id.
+    TRACE_ID may be any unambiguous prefix of the id. Bars are scaled to the trace's duration;
+    on streamed model calls the part before the first token (TTFT) is drawn light. Details list
+    ids, timing, model, usage, cost, errors, attributes and the captured content.
 
     \b
     Examples:
       llmobs show 3f2a9c
-      llmobs show 3f2a9c --json
+      llmobs show 3f2a9c --brief
+      llmobs show 3f2a9c --json | jq .usage
     """
     conn = open_store(db)
     try:
@@ -119,13 +128,10 @@ def show(db: Path | None, trace_id: str, as_json: bool) -> None:
         for span in spans:
             click.echo(json.dumps(span.to_dict(), ensure_ascii=False))
         return
-    console = Console()
-    console.print(trace_tree(spans))
-    errors = [s for s in spans if s.error is not None]
-    if errors:
-        console.print()
-        for span in errors:
-            console.print(span_label(span))
+    console = make_console()
+    render_waterfall(console, spans)
+    if not brief:
+        render_details(console, spans, content=not no_content)
 
 
 @cli.command()
@@ -172,6 +178,11 @@ def _write_lines(out: TextIO, rows: Iterable[tuple[int, str]]) -> int:
         out.write(data + "\n")
         count += 1
     return count
+
+
+# Commands that live in their own modules.
+for _command in (tail, stats, prices, demo):
+    cli.add_command(_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
 
 from llmobs.core import store
 from llmobs.core.config import LLMOBS_DB, default_db_path
@@ -77,3 +78,16 @@ def open_store(db: Path | None) -> sqlite3.Connection:
         return store.connect(path, readonly=True)
     except store.StoreError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+#: Width used when output is not a terminal (a pipe, a file): wide enough that tables and
+#: timelines are not cut short.
+PIPE_WIDTH = 200
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A rich console: the terminal's width, or PIPE_WIDTH and no colour when piped."""
+    console = Console(highlight=False, stderr=stderr)
+    if not console.is_terminal:
+        console = Console(highlight=False, stderr=stderr, width=PIPE_WIDTH)
+    return console

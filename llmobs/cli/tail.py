@@ -1,0 +1,275 @@
+"""`llmobs tail`: follow the local store and print each finished span as it lands.
+
+Any process writing the store (an app with llmobs, `llmobs demo`, the `--otlp` receiver) shows
+up: the store's `seq` only grows, so following it is asking for rows after the last one seen,
+a few times a second. Lines go to standard output and are flushed as they are written, so
+`llmobs tail | grep` and `llmobs tail --json | jq` work live.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+from llmobs.cli.filters import SpanFilter, build_filter, filter_options
+from llmobs.cli.options import SINCE, db_option
+from llmobs.cli.render import fmt_cost, fmt_ms, fmt_tokens, trace_totals
+from llmobs.cli.tail_lines import LineLayout, TreePlacer, span_line, summary_line
+from llmobs.core import store
+from llmobs.core.config import default_db_path
+from llmobs.core.model import MODEL_KINDS, Span
+
+POLL_INTERVAL_S = 0.05
+_BATCH_ROWS = 2000
+
+
+def open_follow_store(db: Path | None) -> tuple[Path, sqlite3.Connection]:
+    """The store to follow, created when missing (tail may start before any app)."""
+    path = Path(db).expanduser() if db is not None else default_db_path()
+    try:
+        if not path.exists():
+            store.connect(path).close()
+        return path, store.connect(path, readonly=True)
+    except store.StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def last_seq(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM spans").fetchone()[0])
+
+
+def rows_after(
+    conn: sqlite3.Connection, after_seq: int, *, since_ns: int | None = None, limit: int = _BATCH_ROWS
+) -> list[tuple[int, str]]:
+    """Stored (seq, span JSON) after `after_seq`, oldest first."""
+    params: tuple[int, ...]
+    if since_ns is None:
+        sql, params = "SELECT seq, data FROM spans WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+    else:
+        sql = "SELECT seq, data FROM spans WHERE seq > ? AND end_ns >= ? ORDER BY seq LIMIT ?"
+        params = (after_seq, since_ns, limit)
+    return [(int(seq), str(data)) for seq, data in conn.execute(sql, params)]
+
+
+@dataclass(slots=True)
+class TailStats:
+    """What the session printed, for the one-line summary at exit."""
+
+    spans: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced: int = 0
+    traces: set[str] = field(default_factory=set)
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, span: Span) -> None:
+        self.spans += 1
+        if len(self.traces) < 1_000_000:
+            self.traces.add(span.trace_id)
+        if span.is_error:
+            self.errors += 1
+        if span.kind in MODEL_KINDS:
+            if span.usage is not None:
+                self.input_tokens += span.usage.input_tokens or 0
+                self.output_tokens += span.usage.output_tokens or 0
+            if span.cost is not None:
+                self.cost_usd += span.cost.total_usd
+            elif span.usage is not None:
+                self.unpriced += 1
+
+    def line(self) -> str:
+        elapsed = fmt_ms((time.monotonic() - self.started) * 1000)
+        return (
+            f"llmobs tail: {self.spans} spans in {len(self.traces)} traces, {self.errors} errors, "
+            f"{fmt_tokens(self.input_tokens)}→{fmt_tokens(self.output_tokens)} tok, "
+            f"{fmt_cost(self.cost_usd if self.spans else None, unpriced=bool(self.unpriced))} in {elapsed}"
+        )
+
+
+class TailPrinter:
+    """Turns batches of stored rows into output lines (text or JSON) and writes them."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        span_filter: SpanFilter,
+        *,
+        as_json: bool,
+        out: TextIO | None = None,
+        console: Console | None = None,
+    ) -> None:
+        self.conn = conn
+        self.filter = span_filter
+        self.as_json = as_json
+        self.out = out if out is not None else sys.stdout
+        self.console = console
+        self.is_tty = console is not None and console.is_terminal
+        self.layout = LineLayout.for_width(console.width if self.is_tty and console is not None else None)
+        self.placer = TreePlacer()
+        self.stats = TailStats()
+        self.on_line: Callable[[Span], None] | None = None  # for the benchmark
+
+    def handle(self, rows: list[tuple[int, str]]) -> None:
+        spans: list[tuple[Span, str]] = []
+        for _seq, data in rows:
+            try:
+                spans.append((Span.from_dict(json.loads(data)), data))
+            except (ValueError, KeyError, TypeError):
+                continue  # a row this version cannot read: skip it, keep following
+        if self.as_json:
+            self._handle_json(spans)
+        else:
+            self._handle_text([s for s, _ in spans])
+
+    def _handle_json(self, spans: list[tuple[Span, str]]) -> None:
+        chunks = []
+        for span, data in spans:
+            if self.filter.matches(span):
+                chunks.append(data + "\n")
+                self.stats.add(span)
+                if self.on_line is not None:
+                    self.on_line(span)
+        if chunks:
+            self.out.write("".join(chunks))
+            self.out.flush()
+
+    def _handle_text(self, spans: list[Span]) -> None:
+        depths = self.placer.place_batch(spans)
+        lines: list[Text] = []
+        for span, depth in zip(spans, depths, strict=True):
+            if self.filter.matches(span):
+                lines.append(span_line(span, depth, self.layout))
+                self.placer.mark_printed(span.trace_id)
+                self.stats.add(span)
+                if self.on_line is not None:
+                    self.on_line(span)
+            if span.parent_id is None:
+                # The root ended. Sum the whole trace from the store: spans the filters hid count.
+                if self.placer.printed(span.trace_id):
+                    totals = trace_totals(store.trace_spans(self.conn, span.trace_id))
+                    lines.append(summary_line(span.trace_id, totals))
+                self.placer.finish_trace(span.trace_id)
+        self._write(lines)
+
+    def _write(self, lines: list[Text]) -> None:
+        if not lines:
+            return
+        if self.is_tty and self.console is not None:
+            for line in lines:
+                self.console.print(line, no_wrap=True, overflow="ellipsis", crop=True, soft_wrap=False)
+        else:
+            self.out.write("".join(line.plain.rstrip() + "\n" for line in lines))
+            self.out.flush()
+
+
+def follow(
+    conn: sqlite3.Connection,
+    printer: TailPrinter,
+    *,
+    since_ns: int | None,
+    keep_following: bool,
+    poll_interval: float = POLL_INTERVAL_S,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Replay (from `since_ns`, or everything when not following), then poll for new rows."""
+    if since_ns is None and keep_following:
+        after = last_seq(conn)
+    else:
+        after = 0
+        while True:
+            rows = rows_after(conn, after, since_ns=since_ns)
+            if not rows:
+                break
+            printer.handle(rows)
+            after = rows[-1][0]
+    while keep_following and not should_stop():
+        rows = rows_after(conn, after)
+        if rows:
+            printer.handle(rows)
+            after = rows[-1][0]
+            if len(rows) == _BATCH_ROWS:
+                continue  # more waiting: no sleep
+        time.sleep(poll_interval)
+
+
+@click.command()
+@db_option
+@filter_options
+@click.option("--since", type=SINCE, default=None, help="First replay spans that ended since: 10m, 2h or an ISO time.")
+@click.option("--no-follow", is_flag=True, help="Print what is stored (or --since) and exit.")
+@click.option("--json", "as_json", is_flag=True, help="One span JSON object (the span contract) per line.")
+@click.option("--otlp", is_flag=True, help="Also receive OTLP/HTTP spans from any OpenTelemetry client.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the OTLP receiver listens on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=4318, show_default=True, help="OTLP/HTTP port.")
+@click.option("--grpc", "grpc_on", is_flag=True, help="With --otlp: also receive OTLP/gRPC (needs the grpc extra).")
+@click.option("--grpc-port", type=click.IntRange(0, 65535), default=4317, show_default=True, help="OTLP/gRPC port.")
+def tail(
+    db: Path | None,
+    since: int | None,
+    no_follow: bool,
+    as_json: bool,
+    otlp: bool,
+    host: str,
+    port: int,
+    grpc_on: bool,
+    grpc_port: int,
+    **filters: Any,
+) -> None:
+    """Follow the store: print each finished span as it lands, like `kubectl logs -f`.
+
+    One line per span: time, trace, indent under its parent, kind, name, model, tokens in→out
+    (`c` cached, `r` reasoning), cost (`$?` when the model has no known price), TTFT, duration,
+    status. When a trace's root ends, a summary line. Ctrl-C stops with a one-line summary.
+
+    With --otlp it also listens for OTLP/HTTP (protobuf or JSON, gzip or not) on
+    http://127.0.0.1:4318/v1/traces, stores what arrives and prints it: point any
+    OpenTelemetry SDK, OpenLLMetry, OpenInference or Logfire exporter at it.
+
+    \b
+    Examples:
+      llmobs tail
+      llmobs tail --kind llm --model 'gpt-4o*' --min-cost 0.001
+      llmobs tail --errors --service support-bot
+      llmobs tail --attr session_id=abc123 --since 10m
+      llmobs tail --no-follow --since 1h --json | jq .cost
+      llmobs tail --otlp            # then: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
+    """
+    span_filter = build_filter(**filters)
+    path, conn = open_follow_store(db)
+    console = Console(stderr=False, highlight=False)
+    printer = TailPrinter(conn, span_filter, as_json=as_json, console=console)
+    receivers: list[Any] = []
+    if otlp:
+        from llmobs.cli.receiver import start_receivers
+
+        receivers = start_receivers(path, host=host, port=port, grpc_port=grpc_port if grpc_on else None)
+    elif grpc_on:
+        raise click.UsageError("--grpc needs --otlp")
+    status = Console(stderr=True, highlight=False)
+    if not no_follow and sys.stderr.isatty():
+        where = f" + OTLP on {', '.join(r.address for r in receivers)}" if receivers else ""
+        status.print(f"[dim]following {path}{where} (Ctrl-C to stop)[/]")
+    elif receivers:
+        click.echo(f"llmobs: OTLP receiver on {', '.join(r.address for r in receivers)}", err=True)
+    try:
+        follow(conn, printer, since_ns=since, keep_following=not no_follow)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for receiver in receivers:
+            receiver.stop()
+        conn.close()
+    if not no_follow:
+        click.echo(printer.stats.line(), err=True)
