@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,9 +82,9 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
             )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not readonly:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _retry_while_locked(lambda: _enable_wal(conn))
             conn.execute("PRAGMA synchronous = NORMAL")
-            _migrate(conn)
+            _retry_while_locked(lambda: _migrate(conn))
         else:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -96,6 +96,33 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     except OSError as exc:
         raise StoreError(f"cannot create llmobs store {path}: {exc}") from exc
     return conn
+
+
+def is_locked_error(exc: BaseException) -> bool:
+    """SQLite's "another connection holds the lock" errors, which are worth retrying."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _retry_while_locked(step: Callable[[], None], timeout_s: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    # Switching a new file to WAL needs an exclusive lock and SQLite may answer SQLITE_BUSY at
+    # once, without its busy handler, while another process is creating the same store.
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_locked_error(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -111,7 +138,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
 
 
@@ -146,13 +174,18 @@ def insert_spans(conn: sqlite3.Connection, spans: Sequence[Span]) -> None:
     """Write a batch in one transaction."""
     now = time.time_ns()
     rows = [span_row(span, now) for span in spans]
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.executemany(_INSERT, rows)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+
+    def write() -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_INSERT, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    _retry_while_locked(write)
 
 
 def prune(conn: sqlite3.Connection, max_spans: int) -> int:
