@@ -1,0 +1,411 @@
+"""LlamaIndex integration: real LlamaIndex components with its mock models, exact span trees."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from pydantic import Field
+
+pytest.importorskip("llama_index.core")
+
+from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, LLMMetadata, ToolCallBlock
+from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.llms import MockLLM
+from llama_index.core.llms.callbacks import llm_chat_callback
+from llama_index.core.llms.mock import MockFunctionCallingLLM
+from llama_index.core.tools import FunctionTool
+from llama_index.core.workflow import Context, StartEvent, StopEvent, Workflow, step
+from llama_index_instrumentation import get_dispatcher
+
+import llmobs
+from llmobs.integrations import llamaindex as li
+from tests.conftest import Recorder
+
+OPENAI_USAGE = {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150}
+
+DOCS = [
+    Document(text="Paris is the capital of France.", doc_id="paris"),
+    Document(text="Berlin is the capital of Germany.", doc_id="berlin"),
+    Document(text="Madrid is the capital of Spain.", doc_id="madrid"),
+]
+
+
+class ScriptedLLM(MockFunctionCallingLLM):
+    """A function-calling LLM that streams scripted replies and reports OpenAI-shaped usage."""
+
+    script: list[ChatMessage] = Field(default_factory=list)
+    model: str = "gpt-4o"
+    usage: dict[str, Any] = Field(default_factory=lambda: dict(OPENAI_USAGE))
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name=self.model, is_function_calling_model=True, is_chat_model=True)
+
+    @llm_chat_callback()
+    async def astream_chat(self, messages: Any, **kwargs: Any) -> AsyncIterator[ChatResponse]:  # type: ignore[override]
+        reply = self.script.pop(0)
+        raw = {"model": self.model, "usage": dict(self.usage)}
+
+        async def gen() -> AsyncIterator[ChatResponse]:
+            text = ""
+            for word in (reply.content or "").split():
+                text = f"{text} {word}".strip()
+                yield ChatResponse(message=ChatMessage(role="assistant", content=text), delta=word)
+                await asyncio.sleep(0)
+            yield ChatResponse(message=reply, delta="", raw=raw)
+
+        return gen()
+
+
+def tool_call(city: str, call_id: str = "call-1") -> ChatMessage:
+    return ChatMessage(
+        role="assistant",
+        blocks=[ToolCallBlock(tool_call_id=call_id, tool_name="get_weather", tool_kwargs={"city": city})],
+    )
+
+
+def get_weather(city: str) -> str:
+    """The weather in a city."""
+    if city == "Atlantis":
+        raise ValueError("no weather under the sea")
+    return f"sunny in {city}"
+
+
+def weather_agent(*replies: ChatMessage, model: str = "gpt-4o") -> FunctionAgent:
+    llm = ScriptedLLM(script=list(replies), model=model)
+    return FunctionAgent(
+        tools=[FunctionTool.from_defaults(get_weather)], llm=llm, name="weather_agent", system_prompt="Be brief."
+    )
+
+
+@pytest.fixture
+def instrumented() -> Iterator[None]:
+    li.instrument()
+    yield
+    li.uninstrument()
+
+
+@pytest.fixture
+def index(recorder: Recorder) -> VectorStoreIndex:
+    """An index over DOCS; the spans of building it are not part of the test."""
+    built = VectorStoreIndex.from_documents(DOCS, embed_model=MockEmbedding(embed_dim=8))
+    recorder.clear()
+    return built
+
+
+def query_engine(index: VectorStoreIndex) -> Any:
+    return index.as_query_engine(llm=MockLLM(max_tokens=4), similarity_top_k=2)
+
+
+QUERY_TREE = [
+    (
+        "chain",
+        "RetrieverQueryEngine.query",
+        [
+            ("retriever", "VectorIndexRetriever.retrieve", [("embedding", "embeddings MockEmbedding", [])]),
+            ("chain", "CompactAndRefine.synthesize", [("llm", "text_completion MockLLM", [])]),
+        ],
+    )
+]
+
+STEP = "BaseWorkflowAgent."
+AGENT_TREE = [
+    (
+        "agent",
+        "invoke_agent weather_agent",
+        [
+            ("chain", STEP + "init_run", []),
+            ("chain", STEP + "setup_agent", []),
+            ("chain", STEP + "run_agent_step", [("llm", "chat gpt-4o", [])]),
+            ("chain", STEP + "parse_agent_output", []),
+            ("chain", STEP + "call_tool", [("tool", "execute_tool get_weather", [])]),
+            ("chain", STEP + "aggregate_tool_results", []),
+            ("chain", STEP + "setup_agent", []),
+            ("chain", STEP + "run_agent_step", [("llm", "chat gpt-4o", [])]),
+            ("chain", STEP + "parse_agent_output", []),
+        ],
+    )
+]
+
+
+async def run_agent(agent: FunctionAgent, message: str) -> Any:
+    return await agent.run(user_msg=message)
+
+
+# -- queries ----------------------------------------------------------------------------------
+
+
+def test_index_build_and_query_tree(recorder: Recorder, instrumented: None) -> None:
+    index = VectorStoreIndex.from_documents(DOCS, embed_model=MockEmbedding(embed_dim=8))
+    assert recorder.tree() == [
+        ("chain", "SentenceSplitter.__call__", []),
+        ("embedding", "embeddings MockEmbedding", []),
+    ]
+    batch = recorder.by_name("embeddings MockEmbedding")
+    assert batch.input == [d.text for d in DOCS]
+    assert batch.attributes == {"llamaindex.embedding.count": 3, "llamaindex.embedding.dimensions": 8}
+    recorder.clear()
+
+    response = query_engine(index).query("What is the capital of France?")
+
+    spans = recorder.spans()
+    assert recorder.tree() == QUERY_TREE
+    assert len({s.trace_id for s in spans}) == 1
+    assert {s.framework for s in spans} == {"llamaindex"}
+    assert all(s.status.value == "ok" and s.error is None for s in spans)
+    by = {s.name: s for s in spans}
+    root = by["RetrieverQueryEngine.query"]
+    retrieve = by["VectorIndexRetriever.retrieve"]
+    embed = by["embeddings MockEmbedding"]
+    synth = by["CompactAndRefine.synthesize"]
+    llm = by["text_completion MockLLM"]
+    assert root.parent_id is None
+    assert (retrieve.parent_id, synth.parent_id) == (root.span_id, root.span_id)
+    assert embed.parent_id == retrieve.span_id
+    assert llm.parent_id == synth.span_id
+    assert root.input == "What is the capital of France?"
+    assert root.output == str(response) == "text text text text"
+    assert retrieve.input == "What is the capital of France?"
+    assert retrieve.documents is not None and len(retrieve.documents) == 2
+    nodes = {n.node_id: n for n in response.source_nodes}
+    assert [d["id"] for d in retrieve.documents] == [n.node_id for n in response.source_nodes]
+    for doc in retrieve.documents:
+        assert doc["content"] == nodes[doc["id"]].node.get_content()
+        assert doc["score"] == nodes[doc["id"]].score
+    assert embed.input == ["What is the capital of France?"]
+    assert embed.attributes["llamaindex.embedding.count"] == 1
+    assert isinstance(llm.input, str) and "Query: What is the capital of France?" in llm.input
+    assert all(doc["content"] in llm.input for doc in retrieve.documents)
+    assert llm.output == "text text text text"
+    assert llm.usage is None and llm.cost is None and llm.ttft_ms is None
+
+
+def test_query_nests_under_the_current_span(recorder: Recorder, instrumented: None, index: VectorStoreIndex) -> None:
+    """A LlamaIndex root picks up the context's current span (a LangChain tool, a manual span)."""
+    with llmobs.span("outer", kind="tool"):
+        query_engine(index).query("Where is Berlin?")
+    assert recorder.tree() == [("tool", "outer", QUERY_TREE)]
+
+
+async def test_async_query_tree(recorder: Recorder, instrumented: None, index: VectorStoreIndex) -> None:
+    await query_engine(index).aquery("Where is Madrid?")
+    assert recorder.tree() == [
+        (
+            "chain",
+            "RetrieverQueryEngine.aquery",
+            [
+                ("retriever", "VectorIndexRetriever.aretrieve", [("embedding", "embeddings MockEmbedding", [])]),
+                ("chain", "CompactAndRefine.asynthesize", [("llm", "text_completion MockLLM", [])]),
+            ],
+        )
+    ]
+
+
+# -- agents -----------------------------------------------------------------------------------
+
+
+async def test_function_agent_tree(recorder: Recorder, instrumented: None) -> None:
+    agent = weather_agent(tool_call("Paris", "call-7"), ChatMessage(role="assistant", content="It is sunny in Paris."))
+
+    result = await run_agent(agent, "Weather in Paris?")
+
+    assert str(result) == "It is sunny in Paris."
+    assert recorder.tree() == AGENT_TREE
+    spans = recorder.spans()
+    assert len({s.trace_id for s in spans}) == 1
+    root = recorder.by_name("invoke_agent weather_agent")
+    assert root.agent == {"name": "weather_agent"}
+    assert root.input == "Weather in Paris?"
+    assert root.output == "It is sunny in Paris."
+    tool = recorder.by_name("execute_tool get_weather")
+    assert tool.status.value == "ok"
+    assert tool.tool == {"name": "get_weather", "call_id": "call-7"}
+    assert tool.input == {"city": "Paris"}
+    assert tool.output == "sunny in Paris"
+    llms = [s for s in spans if s.kind.value == "llm"]
+    assert [s.model for s in llms] == ["gpt-4o", "gpt-4o"]
+    first, second = sorted(llms, key=lambda s: s.start_ns)
+    assert first.input == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"}]
+    assert first.output == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "call-7", "name": "get_weather", "arguments": {"city": "Paris"}}],
+    }
+    assert second.output == {"role": "assistant", "content": "It is sunny in Paris."}
+    assert second.input[-1] == {"role": "tool", "content": "sunny in Paris", "tool_call_id": "call-7"}
+    for s in llms:
+        assert s.usage is not None and s.usage.to_dict() == {
+            "input_tokens": 120,
+            "output_tokens": 30,
+            "total_tokens": 150,
+        }
+        assert s.cost is not None and s.cost.total_usd > 0
+        assert s.ttft_ms is not None and 0 <= s.ttft_ms <= s.duration_ms
+    steps = [s for s in spans if s.name.startswith(STEP)]
+    assert {s.attributes["llamaindex.run_id"] for s in steps} and len(
+        {s.attributes["llamaindex.run_id"] for s in steps}
+    ) == 1
+    assert recorder.by_name(STEP + "call_tool").attributes["llamaindex.step.input_event"] == "ToolCall"
+
+
+async def test_tool_error_is_recorded_and_the_run_continues(recorder: Recorder, instrumented: None) -> None:
+    agent = weather_agent(tool_call("Atlantis"), ChatMessage(role="assistant", content="I could not find it."))
+
+    result = await run_agent(agent, "Weather in Atlantis?")
+
+    assert str(result) == "I could not find it."
+    assert recorder.tree() == AGENT_TREE
+    tool = recorder.by_name("execute_tool get_weather")
+    assert tool.status.value == "error"
+    assert tool.error is not None and tool.error.to_dict() == {
+        "type": "ValueError",
+        "message": "no weather under the sea",
+    }
+    assert tool.input == {"city": "Atlantis"}
+    others = [s for s in recorder.spans() if s is not tool]
+    assert all(s.status.value == "ok" for s in others)
+
+
+async def test_tool_span_is_the_current_span_inside_the_tool(recorder: Recorder, instrumented: None) -> None:
+    def lookup(city: str) -> str:
+        """Look a city up."""
+        with llmobs.span("inner lookup"):
+            return city.upper()
+
+    llm = ScriptedLLM(
+        script=[
+            ChatMessage(
+                role="assistant",
+                blocks=[ToolCallBlock(tool_call_id="c", tool_name="lookup", tool_kwargs={"city": "oslo"})],
+            ),
+            ChatMessage(role="assistant", content="OSLO"),
+        ]
+    )
+    agent = FunctionAgent(tools=[FunctionTool.from_defaults(lookup)], llm=llm, name="lookup_agent")
+    await run_agent(agent, "look up oslo")
+    inner = recorder.by_name("inner lookup")
+    assert inner.parent_id == recorder.by_name("execute_tool lookup").span_id
+
+
+async def test_twenty_concurrent_agent_runs_do_not_cross_talk(recorder: Recorder, instrumented: None) -> None:
+    cities = [f"City{i}" for i in range(20)]
+    agents = [
+        weather_agent(tool_call(c, f"call-{c}"), ChatMessage(role="assistant", content=f"Sunny in {c}."))
+        for c in cities
+    ]
+
+    results = await asyncio.gather(*(run_agent(a, f"Weather in {c}?") for a, c in zip(agents, cities, strict=True)))
+
+    assert [str(r) for r in results] == [f"Sunny in {c}." for c in cities]
+    traces = recorder.traces()
+    assert len(traces) == 20
+    seen = set()
+    for spans in traces.values():
+        assert recorder.tree(spans) == AGENT_TREE
+        root = next(s for s in spans if s.kind.value == "agent")
+        city = root.input.split()[-1].rstrip("?")
+        seen.add(city)
+        assert root.output == f"Sunny in {city}."
+        tool = next(s for s in spans if s.kind.value == "tool")
+        assert tool.input == {"city": city}
+        assert tool.tool == {"name": "get_weather", "call_id": f"call-{city}"}
+        assert tool.output == f"sunny in {city}"
+        final = max((s for s in spans if s.kind.value == "llm"), key=lambda s: s.start_ns)
+        assert final.output == {"role": "assistant", "content": f"Sunny in {city}."}
+    assert seen == set(cities)
+
+
+async def test_llm_span_calling_its_own_other_method_is_one_span(recorder: Recorder, instrumented: None) -> None:
+    """MockFunctionCallingLLM.achat calls the decorated self.chat: one call, one llm span."""
+    llm = MockFunctionCallingLLM()
+    response = await llm.achat([ChatMessage(role="user", content="hello")])
+    assert recorder.tree() == [("llm", "chat MockFunctionCallingLLM", [])]
+    span = recorder.spans()[0]
+    assert span.input == [{"role": "user", "content": "hello"}]
+    assert span.output == {"role": "assistant", "content": response.message.content}
+
+
+# -- workflows --------------------------------------------------------------------------------
+
+
+class EchoFlow(Workflow):
+    @step
+    async def shout(self, ctx: Context, ev: StartEvent) -> StopEvent:
+        if ev.get("text") == "boom":
+            raise RuntimeError("boom")
+        return StopEvent(result=str(ev.get("text")).upper())
+
+
+async def test_custom_workflow_is_a_workflow_span_with_steps(recorder: Recorder, instrumented: None) -> None:
+    assert await EchoFlow(timeout=5).run(text="hi") == "HI"
+    assert recorder.tree() == [("workflow", "EchoFlow.run", [("chain", "EchoFlow.shout", [])])]
+    assert recorder.by_name("EchoFlow.run").output == "HI"
+
+
+async def test_failed_workflow_run_is_an_error(recorder: Recorder, instrumented: None) -> None:
+    with pytest.raises(Exception, match="boom"):
+        await EchoFlow(timeout=5).run(text="boom")
+    run = recorder.by_name("EchoFlow.run")
+    shout = recorder.by_name("EchoFlow.shout")
+    assert shout.status.value == "error" and shout.error is not None
+    assert shout.error.to_dict() == {"type": "RuntimeError", "message": "boom"}
+    assert run.status.value == "error" and run.error is not None and run.error.type == "RuntimeError"
+
+
+# -- instrument / uninstrument ----------------------------------------------------------------
+
+
+def _ours_attached() -> tuple[int, int]:
+    d = get_dispatcher()
+    return (
+        sum(type(h) is li.SpanHandler for h in d.span_handlers),
+        sum(type(h) is li.EventHandler for h in d.event_handlers),
+    )
+
+
+def test_instrument_twice_records_once(recorder: Recorder, index: VectorStoreIndex) -> None:
+    try:
+        li.instrument()
+        li.instrument()
+        assert llmobs.instrument("llamaindex") == ["llamaindex"]
+        assert _ours_attached() == (1, 1)
+        query_engine(index).query("Where is Paris?")
+        assert recorder.tree() == QUERY_TREE
+        assert len(recorder.spans()) == 5
+    finally:
+        li.uninstrument()
+
+
+def test_uninstrument_stops_recording(recorder: Recorder, index: VectorStoreIndex) -> None:
+    li.instrument()
+    query_engine(index).query("Where is Paris?")
+    assert len(recorder.spans()) == 5
+    li.uninstrument()
+    assert _ours_attached() == (0, 0)
+    assert not li.is_instrumented()
+    recorder.clear()
+    query_engine(index).query("Where is Paris?")
+    assert recorder.spans() == []
+
+
+def test_handler_faults_are_logged_once_and_never_raise(
+    recorder: Recorder, instrumented: None, index: VectorStoreIndex, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    from llmobs.integrations.llamaindex import handlers
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("broken classifier")
+
+    monkeypatch.setattr(handlers, "_warned", set())
+    monkeypatch.setattr(handlers.Recorder, "enter", broken)
+    with caplog.at_level("WARNING", logger="llmobs"):
+        assert str(query_engine(index).query("Where is Paris?")) == "text text text text"
+        query_engine(index).query("Where is Paris?")
+    faults = [r for r in caplog.records if "span enter handler failed" in r.getMessage()]
+    assert len(faults) == 1
+    assert recorder.spans() == []
