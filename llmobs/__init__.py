@@ -53,6 +53,7 @@ def configure(
     flush_interval: float | None = None,
     max_in_flight: int | None = None,
     in_flight_ttl: float | None = None,
+    flush_on_sigterm: bool | None = None,
 ) -> None:
     """Set up llmobs. Every argument is optional; the environment supplies the defaults.
 
@@ -79,6 +80,8 @@ def configure(
         flush_interval: seconds between pipeline wake-ups (default 0.05).
         max_in_flight: cap on spans started and not yet ended (default 10000).
         in_flight_ttl: seconds after which a span that never ended is evicted (default 3600).
+        flush_on_sigterm: when SIGTERM has its default action, flush queued spans before the
+            process dies of it (default on; `LLMOBS_FLUSH_ON_SIGTERM=false` turns it off).
 
     Raises:
         ValueError: an unknown sink name, a sample rate outside [0, 1], a malformed price
@@ -102,6 +105,7 @@ def configure(
         flush_interval=flush_interval,
         max_in_flight=max_in_flight,
         in_flight_ttl=in_flight_ttl,
+        flush_on_sigterm=flush_on_sigterm,
     )
 
 

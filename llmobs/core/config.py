@@ -32,6 +32,9 @@ LLMOBS_SERVICE_NAME = "LLMOBS_SERVICE_NAME"
 LLMOBS_DISABLED = "LLMOBS_DISABLED"
 """`true` turns tracing off entirely: spans are neither created nor stored."""
 
+LLMOBS_FLUSH_ON_SIGTERM = "LLMOBS_FLUSH_ON_SIGTERM"
+"""`true` (default): on SIGTERM, when the app has no handler of its own, flush queued spans first."""
+
 OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
 """The OpenTelemetry service name, used when `LLMOBS_SERVICE_NAME` is not set."""
 
@@ -113,6 +116,7 @@ class Settings:
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     in_flight_ttl_s: float = DEFAULT_IN_FLIGHT_TTL_S
+    flush_on_sigterm: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -123,4 +127,5 @@ class Settings:
             sample_rate=rate,
             capture_content=default_capture_content(),
             max_content_chars=max(1, chars),
+            flush_on_sigterm=env_flag(LLMOBS_FLUSH_ON_SIGTERM, True),
         )

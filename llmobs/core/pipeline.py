@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import threading
 import weakref
 from collections import deque
@@ -77,7 +78,8 @@ class Pipeline:
         self._interval = max(0.001, settings.flush_interval_s)
         self._queue: deque[Span | _FlushMarker] = deque()
         self._wake = threading.Event()
-        self._drain_lock = threading.Lock()
+        # Reentrant: the SIGTERM handler may flush on the main thread in the middle of a drain.
+        self._drain_lock = threading.RLock()
         self._count_lock = threading.Lock()
         self._warned: set[str] = set()
         self._stopping = False
@@ -250,7 +252,7 @@ class Pipeline:
         # The worker thread does not survive fork; the child gets a fresh queue and worker.
         self._queue = deque()
         self._wake = threading.Event()
-        self._drain_lock = threading.Lock()
+        self._drain_lock = threading.RLock()
         self._count_lock = threading.Lock()
         if not self._closed:
             self._start_worker()
@@ -272,12 +274,41 @@ def _unique_names(sinks: Sequence[Sink]) -> list[str]:
 _live_pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
 
 
-def _shutdown_all() -> None:
+def _shutdown_all(timeout: float = 10.0) -> None:
     for pipeline in list(_live_pipelines):
         try:
-            pipeline.shutdown(timeout=10.0)
+            pipeline.shutdown(timeout=timeout)
         except Exception:  # pragma: no cover - never let exit fail because of us
             pass
+
+
+SIGTERM_FLUSH_TIMEOUT_S = 3.0
+
+
+def install_sigterm_flush() -> bool:
+    """On SIGTERM, deliver what is queued before the process dies. True if installed.
+
+    Only where SIGTERM still has its default action (which kills the process without running
+    atexit hooks) and only from the main thread. An application with its own SIGTERM handler
+    keeps it: its orderly exit runs our atexit flush anyway. After flushing (bounded by
+    `SIGTERM_FLUSH_TIMEOUT_S`), the default action is restored and the signal re-raised, so the
+    process still dies of SIGTERM with the usual exit status.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return False
+        signal.signal(signal.SIGTERM, _flush_then_die)
+    except (ValueError, OSError, AttributeError):  # no signals here (embedded, odd platforms)
+        return False
+    return True
+
+
+def _flush_then_die(signum: int, frame: object) -> None:
+    _shutdown_all(timeout=SIGTERM_FLUSH_TIMEOUT_S)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _after_fork() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from llmobs.core.config import Settings
 from llmobs.core.content import ContentPolicy
-from llmobs.core.pipeline import Pipeline
+from llmobs.core.pipeline import Pipeline, install_sigterm_flush
 from llmobs.core.pricing import PriceOverride, Pricer
 from llmobs.core.sinks import ConsoleSink, MemorySink, Sink, SQLiteSink
 from llmobs.core.tracer import Tracer
@@ -34,6 +34,22 @@ SINK_FACTORIES: dict[str, Callable[[], Sink]] = {
     "console": ConsoleSink,
     "memory": MemorySink,
 }
+
+
+def _otlp_sink_factory(preset: str) -> Callable[[], Sink]:
+    """A factory for an OTLP sink preset that imports OpenTelemetry's exporter only when used."""
+
+    def factory() -> Sink:
+        from llmobs.core.sinks import otlp
+
+        sink: Sink = getattr(otlp, preset)()
+        return sink
+
+    return factory
+
+
+for _preset in ("otlp", "langfuse", "phoenix"):
+    SINK_FACTORIES[_preset] = _otlp_sink_factory(_preset)
 
 
 def register_sink(name: str, factory: Callable[[], Sink]) -> None:
@@ -114,6 +130,7 @@ def configure(
     flush_interval: float | None = None,
     max_in_flight: int | None = None,
     in_flight_ttl: float | None = None,
+    flush_on_sigterm: bool | None = None,
     _ignore_env: bool = False,
 ) -> Runtime:
     """Build (or rebuild) the runtime. See `llmobs.configure` for the arguments."""
@@ -141,6 +158,8 @@ def configure(
         settings.max_in_flight = max(1, int(max_in_flight))
     if in_flight_ttl is not None:
         settings.in_flight_ttl_s = max(0.001, float(in_flight_ttl))
+    if flush_on_sigterm is not None:
+        settings.flush_on_sigterm = flush_on_sigterm
 
     if sinks is None:
         env_sinks = "" if _ignore_env else os.environ.get(LLMOBS_SINKS, "")
@@ -173,6 +192,8 @@ def configure(
         _runtime = Runtime(tracer, pipeline)
     if old is not None:
         old.pipeline.shutdown()
+    if settings.flush_on_sigterm:
+        install_sigterm_flush()
     return _runtime
 
 

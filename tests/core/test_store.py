@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -119,3 +120,48 @@ def test_trace_id_prefixes(isolated_llmobs: Path) -> None:
 def test_a_missing_store_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(store.StoreError, match="no llmobs store at"):
         store.connect(tmp_path / "nope.db", readonly=True)
+
+
+def test_sigterm_flushes_what_was_recorded_then_dies_of_sigterm(isolated_llmobs: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import sys, time
+        import llmobs
+        llmobs.configure(flush_interval=60)  # nothing is written until something flushes
+        for i in range(5000):
+            with llmobs.span(f"s{i}"):
+                pass
+        print("recorded", flush=True)
+        time.sleep(60)
+        """
+    )
+    env = {**os.environ, "LLMOBS_DB": str(isolated_llmobs)}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "recorded"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM
+    conn = sqlite3.connect(isolated_llmobs)
+    assert conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0] == 5000
+
+
+def test_an_app_with_its_own_sigterm_handler_keeps_it(isolated_llmobs: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import signal, sys, time
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))  # the app's orderly shutdown
+        import llmobs
+        llmobs.configure(flush_interval=60)
+        for i in range(100):
+            with llmobs.span(f"s{i}"):
+                pass
+        print("recorded", flush=True)
+        time.sleep(60)
+        """
+    )
+    env = {**os.environ, "LLMOBS_DB": str(isolated_llmobs)}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "recorded"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 3  # the app's handler ran, then atexit flushed
+    conn = sqlite3.connect(isolated_llmobs)
+    assert conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0] == 100
