@@ -37,7 +37,7 @@ class StreamingFakeChat(GenericFakeChatModel):
     """
 
     model: str = MODEL
-    streaming: bool = True
+    streaming: bool = False  # invoke() streams only when `streaming=True` is passed explicitly
     provider: str = "openai"
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
@@ -165,7 +165,7 @@ def run() -> list[str]:
     """Run the agent once; return the id of the trace it recorded."""
     _attempts["lookup_order"] = 0
     trace_ids: list[str] = []
-    model = StreamingFakeChat(messages=iter(scripted_replies()))
+    model = StreamingFakeChat(streaming=True, messages=iter(scripted_replies()))
     agent = build_agent(model, PolicyRetriever(documents=KNOWLEDGE), trace_ids)
     handler = CallbackHandler()
     answer = agent.invoke(

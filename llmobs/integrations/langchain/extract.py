@@ -64,7 +64,18 @@ ATTR_REQUEST = "request"
 ATTR_FINISH_REASONS = "finish_reasons"
 ATTR_INTERRUPTED = "interrupted"
 
-_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "function"}
+_ROLES = {
+    "human": "user",
+    "ai": "assistant",
+    "system": "system",
+    "tool": "tool",
+    "function": "function",
+    "HumanMessageChunk": "user",
+    "AIMessageChunk": "assistant",
+    "SystemMessageChunk": "system",
+    "ToolMessageChunk": "tool",
+    "FunctionMessageChunk": "function",
+}
 
 
 def provider_name(ls_provider: Any) -> str | None:
@@ -83,6 +94,7 @@ class RunRecord:
     """
 
     __slots__ = (
+        "context_parent",
         "first_chunk_ns",
         "inputs",
         "kind",
@@ -120,6 +132,10 @@ class RunRecord:
         self.first_chunk_ns = 0
         self.stream_usage: Any = None
         self.text_prompts = False
+        # For a LangChain root run: the span that was current when it started (a manual span,
+        # another framework's), so that a sibling root started later in the same context (batch()
+        # starts every input before running any) finds the real outer parent, not the sibling.
+        self.context_parent: Span | None = None
 
     def __call__(self, span: Span) -> None:
         """Fill `span` from the run's payloads (the pipeline calls this once)."""

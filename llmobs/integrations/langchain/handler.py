@@ -17,10 +17,11 @@ from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.runnables.config import var_child_runnable_config
 
 from llmobs.core.model import Span, SpanKind
 from llmobs.core.runtime import get_tracer
-from llmobs.core.tracer import Tracer
+from llmobs.core.tracer import Tracer, _current_span
 from llmobs.integrations.langchain.extract import ATTR_INTERRUPTED, RunRecord
 
 logger = logging.getLogger("llmobs")
@@ -59,6 +60,40 @@ def _fault(where: str, exc: BaseException) -> None:
 
 def _is_control_flow(error: BaseException) -> bool:
     return any(cls.__name__ in _CONTROL_FLOW_BASES for cls in type(error).__mro__)
+
+
+def _start(
+    tracer: Tracer, run_id: UUID, parent_run_id: UUID | None, name: str, kind: SpanKind
+) -> tuple[Span, Span | None]:
+    """Start a run's span under its LangChain parent, or for a LangChain root, under what encloses it.
+
+    Returns the span and, for a root, the non-LangChain span it nests under (see
+    `RunRecord.context_parent`).
+    """
+    if parent_run_id is not None:
+        return tracer.start_span(run_id, name, kind, FRAMEWORK, parent_run_id, activate=True), None
+    # A root for LangChain. Inside another runnable's body (a chain invoked with a fresh config
+    # from a tool, say), that runnable is the parent; LangChain just did not link them.
+    config = var_child_runnable_config.get()
+    if config:
+        enclosing = getattr(config.get("callbacks"), "parent_run_id", None)
+        if enclosing is not None and tracer.get_span(enclosing) is not None:
+            return tracer.start_span(run_id, name, kind, FRAMEWORK, enclosing, activate=True), None
+    current = _current_span.get()
+    if current is not None and current.end_ns:
+        current = None
+    if current is None or current.framework != FRAMEWORK:
+        return tracer.start_span(run_id, name, kind, FRAMEWORK, None, activate=True), current
+    # The current span is a LangChain run this one is not part of (batch() starts all its inputs
+    # in a row before running any): nest where that run nested, not under it.
+    outer: Span | None = current
+    while outer is not None and outer.framework == FRAMEWORK:
+        record = outer.deferred
+        outer = record.context_parent if type(record) is RunRecord else None
+    if outer is not None and outer.end_ns:
+        outer = None
+    _current_span.set(outer)
+    return tracer.start_span(run_id, name, kind, FRAMEWORK, None, activate=True), outer
 
 
 def _serialized_name(serialized: Any) -> str | None:
@@ -125,8 +160,9 @@ class CallbackHandler(BaseCallbackHandler):
                 span_name = name
             if type(inputs) is list:
                 inputs = inputs.copy()
-            span = tracer.start_span(run_id, span_name, kind, FRAMEWORK, parent_run_id, activate=True)
-            span.deferred = RunRecord(self, kind, name, inputs, metadata, tags)
+            span, outer = _start(tracer, run_id, parent_run_id, span_name, kind)
+            span.deferred = record = RunRecord(self, kind, name, inputs, metadata, tags)
+            record.context_parent = outer
             if kind is _AGENT:
                 span.agent = {"name": name}
         except Exception as exc:
@@ -149,8 +185,8 @@ class CallbackHandler(BaseCallbackHandler):
                 return
             # An agent loop keeps appending to the list it passed in: copy it, not just point at it.
             prompt = messages[0].copy() if messages else []
-            span = tracer.start_span(run_id, "chat", _LLM, FRAMEWORK, parent_run_id, activate=True)
-            span.deferred = RunRecord(
+            span, outer = _start(tracer, run_id, parent_run_id, "chat", _LLM)
+            span.deferred = record = RunRecord(
                 self,
                 _LLM,
                 kwargs.get("name") or _serialized_name(serialized),
@@ -159,6 +195,7 @@ class CallbackHandler(BaseCallbackHandler):
                 tags,
                 kwargs.get("invocation_params"),
             )
+            record.context_parent = outer
         except Exception as exc:
             _fault("on_chat_model_start", exc)
 
@@ -177,7 +214,7 @@ class CallbackHandler(BaseCallbackHandler):
             tracer = get_tracer()
             if self._seen_by_another(tracer, run_id):
                 return
-            span = tracer.start_span(run_id, "text_completion", _LLM, FRAMEWORK, parent_run_id, activate=True)
+            span, outer = _start(tracer, run_id, parent_run_id, "text_completion", _LLM)
             record = RunRecord(
                 self,
                 _LLM,
@@ -188,6 +225,7 @@ class CallbackHandler(BaseCallbackHandler):
                 kwargs.get("invocation_params"),
             )
             record.text_prompts = True
+            record.context_parent = outer
             span.deferred = record
         except Exception as exc:
             _fault("on_llm_start", exc)
@@ -210,8 +248,8 @@ class CallbackHandler(BaseCallbackHandler):
                 return
             # kwargs["name"] is the run name (usually None); the tool's own name is serialized["name"].
             name = _serialized_name(serialized) or kwargs.get("name") or "tool"
-            span = tracer.start_span(run_id, f"execute_tool {name}", _TOOL, FRAMEWORK, parent_run_id, activate=True)
-            span.deferred = RunRecord(
+            span, outer = _start(tracer, run_id, parent_run_id, f"execute_tool {name}", _TOOL)
+            span.deferred = record = RunRecord(
                 self,
                 _TOOL,
                 name,
@@ -220,6 +258,7 @@ class CallbackHandler(BaseCallbackHandler):
                 tags,
                 tool_call_id=kwargs.get("tool_call_id"),
             )
+            record.context_parent = outer
         except Exception as exc:
             _fault("on_tool_start", exc)
 
@@ -239,8 +278,9 @@ class CallbackHandler(BaseCallbackHandler):
             if self._seen_by_another(tracer, run_id):
                 return
             name = kwargs.get("name") or _serialized_name(serialized) or "retriever"
-            span = tracer.start_span(run_id, f"retrieval {name}", _RETRIEVER, FRAMEWORK, parent_run_id, activate=True)
-            span.deferred = RunRecord(self, _RETRIEVER, name, query, metadata, tags)
+            span, outer = _start(tracer, run_id, parent_run_id, f"retrieval {name}", _RETRIEVER)
+            span.deferred = record = RunRecord(self, _RETRIEVER, name, query, metadata, tags)
+            record.context_parent = outer
         except Exception as exc:
             _fault("on_retriever_start", exc)
 
