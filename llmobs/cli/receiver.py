@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 from llmobs.core.config import Settings
 from llmobs.core.content import ContentPolicy
 from llmobs.core.model import MODEL_KINDS, Span
+from llmobs.core.otlp import OTLPDecodeError, decode_request
 from llmobs.core.pricing import Pricer
 from llmobs.core.sinks import SQLiteSink
 
@@ -90,6 +91,18 @@ def decompress_bounded(body: bytes, encoding: str, limit: int) -> bytes:
     if not decompressor.eof:
         raise ValueError(f"truncated {encoding} body")
     return out
+
+
+def _strip_nested_gzip(body: bytes, limit: int) -> bytes:
+    """Gunzip (bounded) a body that is still gzip: neither protobuf nor JSON starts with 1f 8b,
+    and the codec would otherwise decompress it without a bound."""
+    for _ in range(2):
+        if body[:2] != b"\x1f\x8b":
+            return body
+        body = decompress_bounded(body, "gzip", limit)
+    if body[:2] == b"\x1f\x8b":
+        raise ValueError("body is gzip inside gzip inside gzip")
+    return body
 
 
 def rpc_status(code: int, message: str, content_type: str) -> bytes:
@@ -159,18 +172,6 @@ class SpanIngestor:
             self._sink.close()
 
 
-def _decode(body: bytes, content_type: str) -> list[Span]:
-    from llmobs.core.otlp import decode_request
-
-    return list(decode_request(body, content_type))
-
-
-def _decode_error() -> type[Exception]:
-    from llmobs.core.otlp import OTLPDecodeError
-
-    return OTLPDecodeError
-
-
 class _OTLPHandler(BaseHTTPRequestHandler):
     server: OTLPHTTPServer
     protocol_version = "HTTP/1.1"
@@ -210,6 +211,7 @@ class _OTLPHandler(BaseHTTPRequestHandler):
         try:
             body = self._read_body(limit)
             body = decompress_bounded(body, self.headers.get("Content-Encoding") or "", limit)
+            body = _strip_nested_gzip(body, limit)
         except BodyTooLarge as exc:
             self.close_connection = True
             self._reply(413, content_type, rpc_status(_RESOURCE_EXHAUSTED, str(exc), content_type))
@@ -221,8 +223,8 @@ class _OTLPHandler(BaseHTTPRequestHandler):
             self._reply(400, content_type, rpc_status(_INVALID_ARGUMENT, str(exc), content_type))
             return
         try:
-            spans = _decode(body, content_type)
-        except _decode_error() as exc:
+            spans = decode_request(body, content_type)
+        except OTLPDecodeError as exc:
             self.server.counters_rejected()
             self._reply(400, content_type, rpc_status(_INVALID_ARGUMENT, f"cannot decode OTLP: {exc}", content_type))
             return
@@ -359,8 +361,8 @@ class GRPCReceiver:
         def export(request: bytes, context: Any) -> bytes:
             # Raw bytes in and out (no deserializer): the codec decodes the protobuf itself.
             try:
-                spans = _decode(request, PROTOBUF)
-            except _decode_error() as exc:
+                spans = decode_request(_strip_nested_gzip(request, max_body_bytes), PROTOBUF)
+            except (BodyTooLarge, ValueError) as exc:
                 ingestor.counters.rejected += 1
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode OTLP: {exc}")
             try:

@@ -73,7 +73,7 @@ def _label(prefix: str, span: Span) -> Text:
     label.append(f"{span.kind.value:<9} ", style=KIND_STYLES.get(span.kind.value, "white"))
     label.append(span.name, style="bold red" if span.is_error else "bold")
     if span.usage is not None:
-        label.append(f"  {usage_text(span)}", style="cyan")
+        label.append(f"  {usage_text(span)} tok", style="cyan")
     if span.cost is not None:
         label.append(f"  {fmt_cost(span.cost.total_usd)}", style="green")
     elif span.usage is not None and span.kind in MODEL_KINDS:
@@ -95,7 +95,7 @@ def render_waterfall(console: Console, spans: Sequence[Span]) -> None:
     soft = not console.is_terminal  # piped: never crop or wrap
     console.print(head, soft_wrap=soft)
     rows = [(_label(prefix, span), span) for prefix, span in tree_order(spans)]
-    width = console.width if console.is_terminal else 120
+    width = console.width
     label_width = min(max(len(label) for label, _ in rows), max(24, int(width * 0.5)))
     bar_width = max(10, min(60, width - label_width - 24))
     t0 = min(s.start_ns for s in spans)
