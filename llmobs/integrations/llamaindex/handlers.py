@@ -14,7 +14,8 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
@@ -312,14 +313,27 @@ def _log_once(where: str, exc: BaseException) -> None:
         logger.warning("llmobs: LlamaIndex %s handler failed: %r (further failures here are not logged)", where, exc)
 
 
+def _bind_fast(handler: Any, name: str, fn: Any) -> None:
+    """Put `fn` in the handler's instance dict: pydantic resolves private attributes through
+    `__getattr__`, which costs more than the rest of our per-span work."""
+    object.__setattr__(handler, name, fn)
+
+
 class SpanHandler(BaseSpanHandler[BaseSpan]):
     """Receives LlamaIndex span enter/exit/drop; keeps no spans of its own (`open_spans` stays empty)."""
 
     _recorder: Recorder = PrivateAttr()
+    # Set per instance by `_bind_fast` (ClassVar so that pydantic leaves them alone).
+    _enter: ClassVar[Callable[..., None]]
+    _exit: ClassVar[Callable[..., None]]
+    _drop: ClassVar[Callable[..., None]]
 
     def __init__(self, recorder: Recorder) -> None:
         super().__init__()
         self._recorder = recorder
+        _bind_fast(self, "_enter", recorder.enter)
+        _bind_fast(self, "_exit", recorder.exit)
+        _bind_fast(self, "_drop", recorder.drop)
 
     @classmethod
     def class_name(cls) -> str:
@@ -335,7 +349,7 @@ class SpanHandler(BaseSpanHandler[BaseSpan]):
         **kwargs: Any,
     ) -> None:
         try:
-            self._recorder.enter(id_, bound_args, instance, parent_id, tags)
+            self._enter(id_, bound_args, instance, parent_id, tags)
         except Exception as exc:
             _log_once("span enter", exc)
 
@@ -348,7 +362,7 @@ class SpanHandler(BaseSpanHandler[BaseSpan]):
         **kwargs: Any,
     ) -> None:
         try:
-            self._recorder.exit(id_, instance, result)
+            self._exit(id_, instance, result)
         except Exception as exc:
             _log_once("span exit", exc)
 
@@ -361,7 +375,7 @@ class SpanHandler(BaseSpanHandler[BaseSpan]):
         **kwargs: Any,
     ) -> None:
         try:
-            self._recorder.drop(id_, err)
+            self._drop(id_, err)
         except Exception as exc:
             _log_once("span drop", exc)
 
@@ -381,10 +395,12 @@ class EventHandler(BaseEventHandler):
     """Receives LlamaIndex events (LLM start/progress/end, embeddings, reranking, exceptions)."""
 
     _recorder: Recorder = PrivateAttr()
+    _event: ClassVar[Callable[..., None]]
 
     def __init__(self, recorder: Recorder) -> None:
         super().__init__()
         self._recorder = recorder
+        _bind_fast(self, "_event", recorder.event)
 
     @classmethod
     def class_name(cls) -> str:
@@ -392,7 +408,7 @@ class EventHandler(BaseEventHandler):
 
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
         try:
-            self._recorder.event(event)
+            self._event(event)
         except Exception as exc:
             _log_once("event", exc)
 
