@@ -360,6 +360,11 @@ async def test_failed_workflow_run_is_an_error(recorder: Recorder, instrumented:
 # -- instrument / uninstrument ----------------------------------------------------------------
 
 
+def _recorder() -> li.Recorder:
+    handler = next(h for h in get_dispatcher().span_handlers if type(h) is li.SpanHandler)
+    return handler._recorder
+
+
 def _ours_attached() -> tuple[int, int]:
     d = get_dispatcher()
     return (
@@ -399,13 +404,16 @@ def test_handler_faults_are_logged_once_and_never_raise(
     from llmobs.integrations.llamaindex import handlers
 
     def broken(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("broken classifier")
+        raise RuntimeError("broken tracer")
 
     monkeypatch.setattr(handlers, "_warned", set())
-    monkeypatch.setattr(handlers.Recorder, "enter", broken)
+    monkeypatch.setattr(handlers, "get_tracer", broken)
     with caplog.at_level("WARNING", logger="llmobs"):
         assert str(query_engine(index).query("Where is Paris?")) == "text text text text"
         query_engine(index).query("Where is Paris?")
-    faults = [r for r in caplog.records if "span enter handler failed" in r.getMessage()]
-    assert len(faults) == 1
+    faults = [r.getMessage() for r in caplog.records if "handler failed" in r.getMessage()]
+    assert faults == [
+        "llmobs: LlamaIndex span enter handler failed: RuntimeError('broken tracer') (further failures here are not logged)"
+    ]
     assert recorder.spans() == []
+    assert _recorder().open == {}
