@@ -22,20 +22,14 @@ import json
 import logging
 import threading
 import zlib
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from llmobs.core.config import Settings
-from llmobs.core.content import ContentPolicy
-from llmobs.core.model import MODEL_KINDS, Span
-from llmobs.core.otlp import OTLPDecodeError, decode_request
-from llmobs.core.pricing import Pricer
-from llmobs.core.sinks import SQLiteSink
+from llmobs.cli.ingest import SpanIngestor, default_workers
+from llmobs.core.otlp import OTLPDecodeError
 
 logger = logging.getLogger("llmobs")
 
@@ -125,53 +119,6 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-@dataclass(slots=True)
-class IngestCounters:
-    requests: int = 0
-    spans: int = 0
-    rejected: int = 0
-
-
-class SpanIngestor:
-    """Prices, cleans and stores received spans; thread-safe (one writer connection, locked).
-
-    Args:
-        db_path: the store to write.
-        pricer: prices model calls that arrive with usage and no cost.
-        policy: the content policy applied before storing.
-    """
-
-    def __init__(self, db_path: str | Path, *, pricer: Pricer | None = None, policy: ContentPolicy | None = None):
-        settings = Settings.from_env()
-        self.pricer = pricer if pricer is not None else Pricer()
-        self.policy = (
-            policy
-            if policy is not None
-            else ContentPolicy(capture=settings.capture_content, max_chars=settings.max_content_chars)
-        )
-        self._sink = SQLiteSink(db_path)
-        self._lock = threading.Lock()
-        self.counters = IngestCounters()
-
-    def ingest(self, spans: Sequence[Span]) -> None:
-        """Store `spans`. Raises when the store cannot be written (the caller answers 503)."""
-        for span in spans:
-            if span.cost is None and span.usage is not None and span.kind in MODEL_KINDS:
-                span.cost = self.pricer.price(
-                    span.model, span.usage, span.provider, response_model=span.response_model, at_ns=span.start_ns
-                )
-            self.policy.apply(span)
-        with self._lock:
-            self.counters.requests += 1
-            self.counters.spans += len(spans)
-            if spans:
-                self._sink.write(spans)
-
-    def close(self) -> None:
-        with self._lock:
-            self._sink.close()
-
-
 class _OTLPHandler(BaseHTTPRequestHandler):
     server: OTLPHTTPServer
     protocol_version = "HTTP/1.1"
@@ -223,13 +170,11 @@ class _OTLPHandler(BaseHTTPRequestHandler):
             self._reply(400, content_type, rpc_status(_INVALID_ARGUMENT, str(exc), content_type))
             return
         try:
-            spans = decode_request(body, content_type)
+            self.server.ingestor.ingest_body(body, content_type)
         except OTLPDecodeError as exc:
             self.server.counters_rejected()
             self._reply(400, content_type, rpc_status(_INVALID_ARGUMENT, f"cannot decode OTLP: {exc}", content_type))
             return
-        try:
-            self.server.ingestor.ingest(spans)
         except Exception as exc:
             self.server.warn_once("store", f"llmobs: OTLP receiver cannot store spans: {exc}")
             self._reply(503, content_type, rpc_status(_UNAVAILABLE, f"cannot store spans: {exc}", content_type))
@@ -361,12 +306,10 @@ class GRPCReceiver:
         def export(request: bytes, context: Any) -> bytes:
             # Raw bytes in and out (no deserializer): the codec decodes the protobuf itself.
             try:
-                spans = decode_request(_strip_nested_gzip(request, max_body_bytes), PROTOBUF)
-            except (BodyTooLarge, ValueError) as exc:
+                ingestor.ingest_body(_strip_nested_gzip(request, max_body_bytes), PROTOBUF)
+            except (BodyTooLarge, ValueError) as exc:  # OTLPDecodeError is a ValueError
                 ingestor.counters.rejected += 1
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode OTLP: {exc}")
-            try:
-                ingestor.ingest(spans)
             except Exception as exc:
                 context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot store spans: {exc}")
             return b""
@@ -397,6 +340,26 @@ def grpc_available() -> bool:
     return True
 
 
+class ReceiverGroup:
+    """The receivers `tail --otlp` started and the ingestor they share."""
+
+    def __init__(self, ingestor: SpanIngestor) -> None:
+        self.ingestor = ingestor
+        self.receivers: list[Receiver] = []
+
+    @property
+    def addresses(self) -> list[str]:
+        return [r.address for r in self.receivers]
+
+    def stop(self) -> None:
+        for receiver in self.receivers:
+            try:
+                receiver.stop()
+            except Exception as exc:  # pragma: no cover - best effort at exit
+                logger.debug("llmobs: stopping %s: %r", receiver.address, exc)
+        self.ingestor.close()
+
+
 def start_receivers(
     db_path: str | Path,
     *,
@@ -404,28 +367,29 @@ def start_receivers(
     port: int = 4318,
     grpc_port: int | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-) -> list[Receiver]:
+    workers: int | None = None,
+) -> ReceiverGroup:
     """Start OTLP/HTTP (and gRPC when `grpc_port` is given) writing into `db_path`.
 
-    Raises click.ClickException when a port is taken or grpcio is missing.
+    `workers`: decoding processes (default: one per core, up to 4). Raises
+    click.ClickException when a port is taken or grpcio is missing.
     """
     import click
 
-    ingestor = SpanIngestor(db_path)
-    receivers: list[Receiver] = []
+    if grpc_port is not None and not grpc_available():
+        raise click.ClickException("--grpc needs grpcio: pip install 'llmobs[grpc]'")
+    group = ReceiverGroup(SpanIngestor(db_path, workers=default_workers() if workers is None else workers))
     try:
-        receivers.append(HTTPReceiver(ingestor, host, port, max_body_bytes=max_body_bytes))
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen for OTLP/HTTP on {host}:{port}: {exc}") from exc
-    if grpc_port is not None:
-        if not grpc_available():
-            for receiver in receivers:
-                receiver.stop()
-            raise click.ClickException("--grpc needs grpcio: pip install 'llmobs[grpc]'")
         try:
-            receivers.append(GRPCReceiver(ingestor, host, grpc_port, max_body_bytes=max_body_bytes))
-        except (OSError, RuntimeError) as exc:
-            for receiver in receivers:
-                receiver.stop()
-            raise click.ClickException(f"cannot listen for OTLP/gRPC on {host}:{grpc_port}: {exc}") from exc
-    return receivers
+            group.receivers.append(HTTPReceiver(group.ingestor, host, port, max_body_bytes=max_body_bytes))
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen for OTLP/HTTP on {host}:{port}: {exc}") from exc
+        if grpc_port is not None:
+            try:
+                group.receivers.append(GRPCReceiver(group.ingestor, host, grpc_port, max_body_bytes=max_body_bytes))
+            except (OSError, RuntimeError) as exc:
+                raise click.ClickException(f"cannot listen for OTLP/gRPC on {host}:{grpc_port}: {exc}") from exc
+    except BaseException:
+        group.stop()
+        raise
+    return group

@@ -250,26 +250,27 @@ def tail(
     path, conn = open_follow_store(db)
     console = Console(stderr=False, highlight=False)
     printer = TailPrinter(conn, span_filter, as_json=as_json, console=console)
-    receivers: list[Any] = []
+    if grpc_on and not otlp:
+        raise click.UsageError("--grpc needs --otlp")
+    receivers = None
     if otlp:
         from llmobs.cli.receiver import start_receivers
 
         receivers = start_receivers(path, host=host, port=port, grpc_port=grpc_port if grpc_on else None)
-    elif grpc_on:
-        raise click.UsageError("--grpc needs --otlp")
+    addresses = ", ".join(receivers.addresses) if receivers is not None else ""
     status = Console(stderr=True, highlight=False)
     if not no_follow and sys.stderr.isatty():
-        where = f" + OTLP on {', '.join(r.address for r in receivers)}" if receivers else ""
+        where = f" + OTLP on {addresses}" if addresses else ""
         status.print(f"[dim]following {path}{where} (Ctrl-C to stop)[/]")
-    elif receivers:
-        click.echo(f"llmobs: OTLP receiver on {', '.join(r.address for r in receivers)}", err=True)
+    elif addresses:
+        click.echo(f"llmobs: OTLP receiver on {addresses}", err=True)
     try:
         follow(conn, printer, since_ns=since, keep_following=not no_follow)
     except KeyboardInterrupt:
         pass
     finally:
-        for receiver in receivers:
-            receiver.stop()
+        if receivers is not None:
+            receivers.stop()
         conn.close()
     if not no_follow:
         click.echo(printer.stats.line(), err=True)

@@ -291,3 +291,21 @@ def test_tail_otlp_prints_received_spans(isolated_llmobs: Path) -> None:
     assert "✗" in text and "weather service down" in text
     assert "trace done: 3 spans  1.0k→200 tok" in lines[-1]
     assert f"OTLP receiver on http://127.0.0.1:{port}/v1/traces" in err
+
+
+def test_worker_processes_decode_and_store(isolated_llmobs: Path) -> None:
+    """The default for `tail --otlp` on several cores: decoding and storing in worker processes."""
+    ingestor = SpanIngestor(isolated_llmobs, workers=1)
+    assert ingestor._pool is not None
+    rec = HTTPReceiver(ingestor, port=0)
+    try:
+        sent = sdk_spans()
+        exporter = OTLPSpanExporter(endpoint=rec.address, compression=Compression.Gzip)
+        assert exporter.export(sent) is SpanExportResult.SUCCESS
+        check_sdk_spans(stored(isolated_llmobs), sent)
+        status, _ctype, reply = post(rec.address, b"\xff\xff garbage", "application/x-protobuf")
+        assert status == 400 and b"cannot decode OTLP" in reply
+        assert ingestor.counters.spans == 3 and ingestor.counters.rejected == 1
+    finally:
+        rec.stop()
+        ingestor.close()
