@@ -147,10 +147,10 @@ class TailPrinter:
 
     def _handle_text(self, spans: list[Span]) -> None:
         depths = self.placer.place_batch(spans)
-        lines: list[Text] = []
+        lines: list[tuple[Text, Span | None]] = []
         for span, depth in zip(spans, depths, strict=True):
             if self.filter.matches(span):
-                lines.append(span_line(span, depth, self.layout))
+                lines.append((span_line(span, depth, self.layout), span))
                 self.placer.mark_printed(span.trace_id)
                 self.stats.add(span)
                 if self.on_line is not None:
@@ -159,18 +159,24 @@ class TailPrinter:
                 # The root ended. Sum the whole trace from the store: spans the filters hid count.
                 if self.placer.printed(span.trace_id):
                     totals = trace_totals(store.trace_spans(self.conn, span.trace_id))
-                    lines.append(summary_line(span.trace_id, totals))
+                    lines.append((summary_line(span.trace_id, totals, compact=self.layout.compact), None))
                 self.placer.finish_trace(span.trace_id)
         self._write(lines)
 
-    def _write(self, lines: list[Text]) -> None:
+    def _write(self, lines: list[tuple[Text, Span | None]]) -> None:
         if not lines:
             return
         if self.is_tty and self.console is not None:
-            for line in lines:
+            width = self.console.width
+            for line, span in lines:
                 self.console.print(line, no_wrap=True, overflow="ellipsis", crop=True, soft_wrap=False)
+                if span is not None and span.error is not None and len(line) > width:
+                    # The message did not fit: it matters more than the columns, so show it whole.
+                    self.console.print(
+                        Text(f"{'':22}↳ {span.error.type}: {span.error.message}", style="red"), overflow="fold"
+                    )
         else:
-            self.out.write("".join(line.plain.rstrip() + "\n" for line in lines))
+            self.out.write("".join(line.plain.rstrip() + "\n" for line, _span in lines))
             self.out.flush()
 
 

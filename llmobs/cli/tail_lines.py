@@ -130,17 +130,35 @@ class TreePlacer:
 
 @dataclass(slots=True)
 class LineLayout:
-    """Column widths: `name_width` is the only elastic one; `truncate` cuts names to it."""
+    """Column widths. Names and models are cut to fit a terminal (`truncate`), never when piped;
+    on narrow terminals the model column (often in the name already) and then TTFT go first."""
 
     name_width: int = 28
+    model_width: int = 18  # 0 hides the column
+    show_ttft: bool = True
     truncate: bool = False
+    compact: bool = False  # seconds-only time, no trace column, narrower tokens
+
+    # time 13, trace 9, two indent levels 4, kind 10, name gap 2, tokens 23, cost 11, duration 9, "ok" 2
+    _FIXED = 83
+    _FIXED_COMPACT = 83 - 4 - 9 - 3
+    _TTFT = 12
 
     @classmethod
     def for_width(cls, width: int | None) -> LineLayout:
         if width is None:
             return cls()
-        # time 12, trace 8, kind 9, then model/tokens/cost/ttft/duration/status ≈ 82 columns.
-        return cls(name_width=max(14, min(48, width - 115)), truncate=True)
+        compact = width < 96
+        show_ttft = width >= 112
+        room = width - (cls._FIXED_COMPACT if compact else cls._FIXED) - (cls._TTFT if show_ttft else 0)
+        if room >= 18 + 1 + 24:
+            model = 18
+        elif room >= 14 + 1 + 20:
+            model = 14
+        else:
+            model = 0
+        name = max(12, min(36, room - (model + 1 if model else 0)))
+        return cls(name_width=name, model_width=model, show_ttft=show_ttft, truncate=True, compact=compact)
 
 
 def _fit(text: str, width: int, truncate: bool) -> str:
@@ -153,24 +171,29 @@ def span_line(span: Span, depth: int, layout: LineLayout) -> Text:
     """One tail line for a finished span."""
     line = Text(no_wrap=True, overflow="ellipsis")
     when = datetime.fromtimestamp(span.end_ns / 1e9)
-    line.append(when.strftime("%H:%M:%S.") + f"{when.microsecond // 1000:03d} ", style="dim")
-    line.append(span.trace_id[:8] + " ", style="dim cyan")
+    if layout.compact:
+        line.append(when.strftime("%H:%M:%S "), style="dim")
+    else:
+        line.append(when.strftime("%H:%M:%S.") + f"{when.microsecond // 1000:03d} ", style="dim")
+        line.append(span.trace_id[:8] + " ", style="dim cyan")
     indent = INDENT * min(depth, MAX_DEPTH_SHOWN)
     line.append(indent)
     line.append(f"{span.kind.value:<9} ", style=KIND_STYLES.get(span.kind.value, "white"))
     name_width = max(8, layout.name_width - len(indent))
     line.append(_fit(span.name, name_width, layout.truncate) + "  ", style="bold")
-    line.append(f"{(span.model or ''):<18} ", style="magenta")
+    if layout.model_width:
+        line.append(_fit(span.model or "", layout.model_width, layout.truncate) + " ", style="magenta")
     tokens = f"{usage_text(span)} tok" if span.usage is not None else ""
-    line.append(f"{tokens:<22} ", style="cyan")
+    line.append(f"{tokens:<{19 if layout.compact else 22}} ", style="cyan")
     if span.cost is not None:
         line.append(f"{fmt_cost(span.cost.total_usd):>10} ", style="green")
     elif span.usage is not None and span.kind in MODEL_KINDS:
         line.append(f"{'$?':>10} ", style="yellow")
     else:
         line.append(" " * 11)
-    ttft = f"ttft {fmt_ms(span.ttft_ms)}" if span.ttft_ms is not None else ""
-    line.append(f"{ttft:>11} ", style="dim")
+    if layout.show_ttft:
+        ttft = f"ttft {fmt_ms(span.ttft_ms)}" if span.ttft_ms is not None else ""
+        line.append(f"{ttft:>11} ", style="dim")
     line.append(f"{fmt_ms(span.duration_ms):>7}  ")
     if span.error is not None:
         line.append(f"✗ {span.error.type}: {span.error.message}", style="bold red")
@@ -183,10 +206,10 @@ def span_line(span: Span, depth: int, layout: LineLayout) -> Text:
     return line
 
 
-def summary_line(trace_id: str, totals: TraceTotals) -> Text:
+def summary_line(trace_id: str, totals: TraceTotals, *, compact: bool = False) -> Text:
     """The line printed when a trace's root ends."""
     line = Text(no_wrap=True, overflow="ellipsis")
-    line.append(" " * 13 + trace_id[:8] + " ", style="dim cyan")
+    line.append(("" if compact else " " * 13) + trace_id[:8] + " ", style="dim cyan")
     line.append("─ trace done: ", style="bold")
     line.append(
         f"{totals.spans} spans  {fmt_tokens(totals.input_tokens)}→{fmt_tokens(totals.output_tokens)} tok  "

@@ -231,3 +231,50 @@ def test_tail_follows_a_store_written_by_another_process(isolated_llmobs: Path, 
     summary = err.strip().splitlines()[-1]
     assert summary.startswith("llmobs tail: ")
     assert f" spans in {n_traces + 1} traces, 0 errors" in summary  # the writer's traces and the sentinels'
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 160])
+def test_terminal_lines_fit_and_errors_show_whole(seeded: Seeded, width: int) -> None:
+    import io
+
+    from rich.console import Console
+
+    from llmobs.cli.filters import SpanFilter
+    from llmobs.cli.tail import TailPrinter, rows_after
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=width, color_system=None)
+    conn = store.connect(seeded.db, readonly=True)
+    printer = TailPrinter(conn, SpanFilter(trace_prefix=TRACE_A[:4]), as_json=False, console=console)
+    printer.handle(rows_after(conn, 0))
+    conn.close()
+    lines = out.getvalue().splitlines()
+    assert all(len(line) <= width for line in lines)
+    # Durations are never cut; the error message gets its own line when the row is full.
+    [tool] = [line for line in lines if "lookup_o" in line]
+    assert " 5ms  ✗" in tool
+    assert any("TimeoutError: order service did not answer in 5s" in line for line in lines)
+    [llm] = [line for line in lines if "1.2k(1.0kc)→150 tok" in line]
+    assert "$0.000193" in llm and " 20ms  ok" in llm
+
+
+def test_demo_loop_keeps_recording_until_ctrl_c(isolated_llmobs: Path) -> None:
+    env = {**os.environ, "LLMOBS_DB": str(isolated_llmobs), "PYTHONPATH": str(ROOT)}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "llmobs.cli.main", "demo", "--builtin", "--loop", "--interval", "0.05"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    reader = LineReader(demo.stdout)
+    try:
+        rounds = 0
+        while rounds < 3:
+            line = reader.next(timeout=30)
+            assert line is not None, "demo stopped printing"
+            rounds += line.startswith("round ")
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.communicate(timeout=20)
+    assert demo.returncode == 0
+    conn = store.connect(isolated_llmobs, readonly=True)
+    assert len(store.recent_traces(conn, limit=100)) >= 4
+    conn.close()
