@@ -10,6 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from langchain_core.documents import Document
+from langchain_core.messages import BaseMessage
+from langchain_core.prompt_values import PromptValue
+
 from llmobs.core.conventions import ATTR_METADATA, ATTR_SESSION_ID, ATTR_TAGS, ATTR_USER_ID
 from llmobs.core.model import ErrorInfo, Span, SpanKind, Status, Usage
 
@@ -150,8 +154,37 @@ class RunRecord:
             if self.outputs is not None:
                 span.documents = [document_record(d) for d in self.outputs]
         else:
-            span.input = self.inputs
-            span.output = self.outputs
+            span.input = compact(self.inputs)
+            span.output = compact(self.outputs)
+
+
+def compact(value: Any) -> Any:
+    """LangChain objects in chain inputs and outputs as the plain records the span model uses.
+
+    Messages become `{"role", "content", ...}`, prompt values their message lists, documents
+    `{"id", "score", "content"}`; one level of dicts and lists is looked into. Anything else is
+    left for the content policy to convert.
+    """
+    kind = type(value)
+    if kind is str or (kind is dict and not value):
+        return value
+    if kind is dict:
+        return {k: _compact_one(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_compact_one(v) for v in value]
+    return _compact_one(value)
+
+
+def _compact_one(value: Any) -> Any:
+    if isinstance(value, BaseMessage):
+        return message_dict(value)
+    if isinstance(value, PromptValue):
+        return [message_dict(m) for m in value.to_messages()]
+    if isinstance(value, Document):
+        return document_record(value)
+    if type(value) is list and value and isinstance(value[0], (BaseMessage, Document)):
+        return [_compact_one(v) for v in value]
+    return value
 
 
 def _common(run: RunRecord, span: Span) -> None:
@@ -284,20 +317,23 @@ def usage_from_token_usage(token_usage: Any) -> Usage | None:
 
 def message_dict(message: Any) -> Any:
     """A chat message as `{"role", "content", ...}` with tool calls and ids where present."""
-    kind = getattr(message, "type", None)
+    # Read the pydantic fields straight from __dict__: getattr() of a field a message class does
+    # not have goes through pydantic's slow __getattr__ and an AttributeError.
+    fields = getattr(message, "__dict__", None)
+    kind = fields.get("type") if fields else None
     if kind is None:
         return message
-    role = _ROLES.get(kind) or getattr(message, "role", None) or kind
-    out: dict[str, Any] = {"role": role, "content": message.content}
-    name = getattr(message, "name", None)
+    role = _ROLES.get(kind) or fields.get("role") or kind
+    out: dict[str, Any] = {"role": role, "content": fields.get("content")}
+    name = fields.get("name")
     if name:
         out["name"] = name
-    tool_calls = getattr(message, "tool_calls", None)
+    tool_calls = fields.get("tool_calls")
     if tool_calls:
         out["tool_calls"] = [
             {"id": call.get("id"), "name": call.get("name"), "arguments": call.get("args")} for call in tool_calls
         ]
-    tool_call_id = getattr(message, "tool_call_id", None)
+    tool_call_id = fields.get("tool_call_id")
     if tool_call_id:
         out["tool_call_id"] = tool_call_id
     return out

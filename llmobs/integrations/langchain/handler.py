@@ -70,20 +70,22 @@ def _start(
     Returns the span and, for a root, the non-LangChain span it nests under (see
     `RunRecord.context_parent`).
     """
+    # Spans are keyed by the run id's integer: a UUID key hashes through Python code every time.
+    key = run_id.int
     if parent_run_id is not None:
-        return tracer.start_span(run_id, name, kind, FRAMEWORK, parent_run_id, activate=True), None
+        return tracer.start_span(key, name, kind, FRAMEWORK, parent_run_id.int, activate=True), None
     # A root for LangChain. Inside another runnable's body (a chain invoked with a fresh config
     # from a tool, say), that runnable is the parent; LangChain just did not link them.
     config = var_child_runnable_config.get()
     if config:
         enclosing = getattr(config.get("callbacks"), "parent_run_id", None)
-        if enclosing is not None and tracer.get_span(enclosing) is not None:
-            return tracer.start_span(run_id, name, kind, FRAMEWORK, enclosing, activate=True), None
+        if enclosing is not None and tracer.get_span(enclosing.int) is not None:
+            return tracer.start_span(key, name, kind, FRAMEWORK, enclosing.int, activate=True), None
     current = _current_span.get()
     if current is not None and current.end_ns:
         current = None
     if current is None or current.framework != FRAMEWORK:
-        return tracer.start_span(run_id, name, kind, FRAMEWORK, None, activate=True), current
+        return tracer.start_span(key, name, kind, FRAMEWORK, None, activate=True), current
     # The current span is a LangChain run this one is not part of (batch() starts all its inputs
     # in a row before running any): nest where that run nested, not under it.
     outer: Span | None = current
@@ -93,7 +95,7 @@ def _start(
     if outer is not None and outer.end_ns:
         outer = None
     _current_span.set(outer)
-    return tracer.start_span(run_id, name, kind, FRAMEWORK, None, activate=True), outer
+    return tracer.start_span(key, name, kind, FRAMEWORK, None, activate=True), outer
 
 
 def _serialized_name(serialized: Any) -> str | None:
@@ -369,14 +371,14 @@ class CallbackHandler(BaseCallbackHandler):
         The same handler seeing a run id that is still in flight is LangChain reusing a run id
         (a config carrying `run_id` used twice): that is a new run, and the tracer keeps both.
         """
-        span = tracer.get_span(run_id)
+        span = tracer.get_span(run_id.int)
         if span is None:
             return False
         record = span.deferred
         return type(record) is RunRecord and record.owner is not self
 
     def _own_record(self, tracer: Tracer, run_id: UUID) -> RunRecord | None:
-        span = tracer.get_span(run_id)
+        span = tracer.get_span(run_id.int)
         if span is None:
             return None
         record = span.deferred
@@ -385,7 +387,7 @@ class CallbackHandler(BaseCallbackHandler):
         return None
 
     def _own_span(self, tracer: Tracer, run_id: UUID) -> tuple[Span, RunRecord] | None:
-        span = tracer.get_span(run_id)
+        span = tracer.get_span(run_id.int)
         if span is None:
             return None
         record = span.deferred
@@ -399,7 +401,7 @@ class CallbackHandler(BaseCallbackHandler):
         if record is None:
             return
         record.outputs = outputs
-        tracer.end_span(run_id)
+        tracer.end_span(run_id.int)
 
     def _fail(self, run_id: UUID, error: BaseException, partial: Any) -> None:
         tracer = get_tracer()
@@ -412,6 +414,6 @@ class CallbackHandler(BaseCallbackHandler):
         if _is_control_flow(error):
             # GraphInterrupt and friends pause or redirect a graph: the run ended, it did not fail.
             span.attributes[ATTR_INTERRUPTED] = type(error).__name__
-            tracer.end_span(run_id)
+            tracer.end_span(run_id.int)
         else:
-            tracer.fail_span(run_id, error)
+            tracer.fail_span(run_id.int, error)
