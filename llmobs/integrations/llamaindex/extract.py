@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 #: Attribute names this integration writes (everything else goes in the contract's fields).
 ATTR_RUN_ID = "llamaindex.run_id"
 ATTR_STEP_EVENT = "llamaindex.step.input_event"
+ATTR_STEP_SUMMARY = "llamaindex.step.input_summary"  # a tag LlamaIndex sets, read not written
 ATTR_STREAM_CLOSED_EARLY = "llamaindex.stream.closed_early"
 ATTR_EMBEDDING_COUNT = "llamaindex.embedding.count"
 ATTR_EMBEDDING_DIMENSIONS = "llamaindex.embedding.dimensions"
@@ -228,9 +229,11 @@ def _message_text(value: Any) -> Any:
 
 
 def _step(node: Node, span: Span) -> None:
+    # A step's events carry the whole chat history, which the llm spans already hold: record the
+    # summary LlamaIndex made of the input event and the type of the output event, not copies.
     ev = node.bound_args.arguments.get("ev")
-    span.input = ev
     tags = node.tags or {}
+    span.input = tags.get(ATTR_STEP_SUMMARY) or type(ev).__name__
     run_id = tags.get(ATTR_RUN_ID)
     if run_id:
         span.attributes[ATTR_RUN_ID] = run_id
@@ -238,7 +241,9 @@ def _step(node: Node, span: Span) -> None:
     agent_name = getattr(ev, "current_agent_name", None)
     if isinstance(agent_name, str):
         span.agent = {"name": agent_name}
-    span.output = node.result
+    result = node.result
+    if result is not None:
+        span.output = type(result).__name__
 
 
 def _chain(node: Node, span: Span) -> None:

@@ -1,0 +1,319 @@
+"""Per-query overhead of llmobs' LlamaIndex integration against OpenInference's.
+
+    python bench/llamaindex_overhead.py            # full: 1,000 queries / 200 agent runs per block, 5 rounds
+    python bench/llamaindex_overhead.py --quick    # a smoke run: small counts, 2 rounds
+
+Every configuration runs in its own subprocess (a fresh interpreter, so the global dispatcher's
+handlers do not leak between configurations), configurations alternate order from round to
+round, and the table shows medians over rounds of the per-call overhead against "no
+instrumentation" measured in the same round. Two figures per cell:
+
+- wall: the application's per-call latency (the timed loop only);
+- cpu: total process CPU per call (`time.process_time`, every thread), measured after flushing,
+  so background export, pricing and SQLite writes are included.
+
+Configurations:
+
+- `none`: nothing attached to the dispatcher;
+- `noop`: a span handler and an event handler that do nothing (the floor: LlamaIndex's own cost
+  of calling handlers);
+- `llmobs`: `llmobs.integrations.llamaindex.instrument()` with the default local SQLite store (in a
+  temporary `LLMOBS_DB`);
+- `openinference`: openinference-instrumentation-llama-index, exporting through a
+  BatchSpanProcessor to an in-memory OTel exporter.
+
+Variants: `query` (a `VectorStoreIndex` query engine: retrieve with `MockEmbedding`, synthesize
+with `MockLLM`), `agent` (a `FunctionAgent` run: a streamed tool call, the tool, a streamed answer,
+with OpenAI-shaped usage).
+
+Goal (issue 4): llmobs' overhead at most 1/3 of OpenInference's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+CONFIGS = ["none", "noop", "llmobs", "openinference"]
+VARIANTS = ["query", "agent"]
+LABELS = {
+    "noop": "no-op span + event handler (the floor)",
+    "llmobs": "llmobs instrument() (SQLite store on)",
+    "openinference": "OpenInference (batch processor, in-memory exporter)",
+}
+#: Calls per timed block relative to `--calls` (an agent run costs ~10 queries).
+SCALE = {"query": 1.0, "agent": 0.2}
+
+
+# -- the workloads (run inside a worker) -------------------------------------------------------
+
+
+def build_workloads() -> dict[str, Callable[[], Any]]:
+    from collections.abc import AsyncIterator
+
+    from llama_index.core import Document, VectorStoreIndex
+    from llama_index.core.agent.workflow import FunctionAgent
+    from llama_index.core.base.llms.types import ChatMessage, ChatResponse, LLMMetadata, ToolCallBlock
+    from llama_index.core.embeddings import MockEmbedding
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.llms.callbacks import llm_chat_callback
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+    from llama_index.core.tools import FunctionTool
+
+    docs = [
+        Document(text="Paris is the capital of France."),
+        Document(text="Berlin is the capital of Germany."),
+        Document(text="Madrid is the capital of Spain."),
+    ]
+    index = VectorStoreIndex.from_documents(docs, embed_model=MockEmbedding(embed_dim=8))
+    engine = index.as_query_engine(llm=MockLLM(max_tokens=8), similarity_top_k=2)
+    usage = {
+        "prompt_tokens": 1200,
+        "completion_tokens": 300,
+        "total_tokens": 1500,
+        "prompt_tokens_details": {"cached_tokens": 1000},
+    }
+    tool_turn = ChatMessage(
+        role="assistant",
+        blocks=[ToolCallBlock(tool_call_id="call-1", tool_name="get_weather", tool_kwargs={"city": "Paris"})],
+    )
+    answer_turn = ChatMessage(role="assistant", content="It is sunny in Paris today.")
+
+    class ScriptedLLM(MockFunctionCallingLLM):
+        @property
+        def metadata(self) -> LLMMetadata:
+            return LLMMetadata(model_name="gpt-4o", is_chat_model=True, is_function_calling_model=True)
+
+        @llm_chat_callback()
+        async def astream_chat(self, messages: Any, **kwargs: Any) -> AsyncIterator[ChatResponse]:  # type: ignore[override]
+            has_result = any(m.role.value == "tool" for m in messages)
+            reply = answer_turn if has_result else tool_turn
+
+            async def gen() -> AsyncIterator[ChatResponse]:
+                text = ""
+                for word in (reply.content or "").split():
+                    text = f"{text} {word}".strip()
+                    yield ChatResponse(message=ChatMessage(role="assistant", content=text), delta=word)
+                yield ChatResponse(message=reply, delta="", raw={"model": "gpt-4o-2024-08-06", "usage": usage})
+
+            return gen()
+
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return f"sunny in {city}"
+
+    agent = FunctionAgent(tools=[FunctionTool.from_defaults(get_weather)], llm=ScriptedLLM(), name="weather_agent")
+    loop = asyncio.new_event_loop()
+
+    async def agent_run() -> Any:
+        return await agent.run(user_msg="Weather in Paris?")
+
+    return {
+        "query": lambda: engine.query("What is the capital of France?"),
+        "agent": lambda: loop.run_until_complete(agent_run()),
+    }
+
+
+# -- the configurations (inside a worker) -----------------------------------------------------
+
+
+def setup(config: str) -> tuple[Callable[[], None], Callable[[], int]]:
+    """A flush, and a count of spans recorded so far."""
+    if config == "none":
+        return lambda: None, lambda: 0
+    if config == "noop":
+        from llama_index_instrumentation import get_dispatcher
+        from llama_index_instrumentation.event_handlers import BaseEventHandler
+        from llama_index_instrumentation.span import BaseSpan
+        from llama_index_instrumentation.span_handlers import BaseSpanHandler
+
+        class NoopSpans(BaseSpanHandler[BaseSpan]):
+            def span_enter(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+            def span_exit(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+            def span_drop(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+            def new_span(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+            def prepare_to_exit_span(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+            def prepare_to_drop_span(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+        class NoopEvents(BaseEventHandler):
+            def handle(self, event: Any, **kwargs: Any) -> None:
+                return None
+
+        dispatcher = get_dispatcher()
+        dispatcher.add_span_handler(NoopSpans())
+        dispatcher.add_event_handler(NoopEvents())
+        return lambda: None, lambda: 0
+    if config == "llmobs":
+        import llmobs
+        from llmobs.integrations.llamaindex import instrument
+
+        llmobs.configure(service_name="bench")
+        instrument()
+
+        def llmobs_flush() -> None:
+            llmobs.flush(timeout=120)
+
+        return llmobs_flush, lambda: int(llmobs.health()["exported"])
+    if config == "openinference":
+        from openinference.instrumentation.llama_index import LlamaIndexInstrumentor
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        LlamaIndexInstrumentor().instrument(tracer_provider=provider)
+
+        def otel_flush() -> None:
+            provider.force_flush(120_000)
+
+        return otel_flush, lambda: len(exporter.get_finished_spans())
+    raise SystemExit(f"unknown configuration {config!r}")
+
+
+def worker(config: str, variants: list[str], calls: int, warmup: int) -> dict[str, Any]:
+    # Build the workloads first: the index build is not what we measure.
+    workloads = build_workloads()
+    flush, count = setup(config)
+    out: dict[str, Any] = {}
+    for variant in variants:
+        fn = workloads[variant]
+        n = max(1, int(calls * SCALE[variant]))
+        for _ in range(max(1, int(warmup * SCALE[variant]))):
+            fn()
+        flush()
+        before = count()
+        gc.collect()
+        cpu0 = time.process_time()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        t1 = time.perf_counter()
+        flush()
+        cpu1 = time.process_time()
+        out[variant] = {
+            "wall_us": (t1 - t0) / n * 1e6,
+            "cpu_us": (cpu1 - cpu0) / n * 1e6,
+            "spans_per_call": (count() - before) / n,
+        }
+    return out
+
+
+# -- the driver --------------------------------------------------------------------------------
+
+
+def run_worker(config: str, variants: list[str], calls: int, warmup: int) -> dict[str, Any]:
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as tmp:
+        env["LLMOBS_DB"] = os.path.join(tmp, "bench.db")
+        env.setdefault("OTEL_SDK_DISABLED", "false")
+        proc = subprocess.run(
+            [
+                *(sys.executable, __file__, "--worker", config, "--variants", ",".join(variants)),
+                *("--calls", str(calls), "--warmup", str(warmup)),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if proc.returncode != 0:
+        raise SystemExit(f"worker {config} failed:\n{proc.stderr[-4000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
+    parser.add_argument("--calls", type=int, help="queries per timed block (default 1000; quick 150); agent runs = 1/5")
+    parser.add_argument("--rounds", type=int, help="rounds (default 5; quick 2)")
+    parser.add_argument("--warmup", type=int, help="untimed calls before each block (default 100; quick 20)")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated configurations")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants")
+    parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    calls = args.calls or (150 if args.quick else 1000)
+    warmup = args.warmup if args.warmup is not None else (20 if args.quick else 100)
+    if args.worker:
+        print(json.dumps(worker(args.worker, variants, calls, warmup)))
+        return 0
+
+    rounds = args.rounds or (2 if args.quick else 5)
+    configs = [c for c in args.configs.split(",") if c]
+    if "none" not in configs:
+        configs.insert(0, "none")
+    results: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+    for r in range(rounds):
+        order = configs[r % len(configs) :] + configs[: r % len(configs)]
+        if r % 2:
+            order.reverse()
+        for config in order:
+            results[config].append(run_worker(config, variants, calls, warmup))
+            print(f"round {r + 1}/{rounds}: {config} done", file=sys.stderr)
+
+    def overhead(config: str, variant: str, key: str) -> float:
+        return statistics.median(
+            results[config][i][variant][key] - results["none"][i][variant][key] for i in range(rounds)
+        )
+
+    base = {v: statistics.median(x[v]["wall_us"] for x in results["none"]) for v in variants}
+    base_cpu = {v: statistics.median(x[v]["cpu_us"] for x in results["none"]) for v in variants}
+    counts = " / ".join(f"{max(1, int(calls * SCALE[v]))} {v}" for v in variants)
+    print(f"\n{counts} calls per block, {rounds} rounds, median overhead in µs per call (wall / total CPU)")
+    print(
+        "no instrumentation = "
+        + " / ".join(f"{base[v]:.0f}" for v in variants)
+        + " µs wall, "
+        + " / ".join(f"{base_cpu[v]:.0f}" for v in variants)
+        + " µs CPU\n"
+    )
+    print("| configuration | " + " | ".join(variants) + " | spans/call |")
+    print("|---|" + "---|" * len(variants) + "---|")
+    for config in configs:
+        if config == "none":
+            continue
+        cells = [f"+{overhead(config, v, 'wall_us'):.0f} / +{overhead(config, v, 'cpu_us'):.0f}" for v in variants]
+        spans = "/".join(f"{results[config][-1][v]['spans_per_call']:.0f}" for v in variants)
+        print(f"| {LABELS.get(config, config)} | " + " | ".join(cells) + f" | {spans} |")
+
+    if "llmobs" in configs and "openinference" in configs:
+        print()
+        for v in variants:
+            ours, theirs = overhead("llmobs", v, "wall_us"), overhead("openinference", v, "wall_us")
+            ours_cpu, theirs_cpu = overhead("llmobs", v, "cpu_us"), overhead("openinference", v, "cpu_us")
+            verdict = "ok" if ours <= theirs / 3 else "MISS"
+            print(
+                f"goal {v}: llmobs +{ours:.0f} µs wall (+{ours_cpu:.0f} CPU) vs OpenInference +{theirs:.0f} "
+                f"(+{theirs_cpu:.0f} CPU); ≤ 1/3 ({theirs / 3:.0f}): {verdict}"
+            )
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
