@@ -92,3 +92,12 @@ def recorder() -> Recorder:
     sink = MemorySink()
     llmobs.configure(sinks=[sink], flush_interval=0.005)
     return Recorder(sink)
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[Any]:
+    """A real OTLP/HTTP receiver on a free loopback port (see tests/otlp_receiver.py)."""
+    from tests.otlp_receiver import OTLPReceiver
+
+    with OTLPReceiver() as receiver:
+        yield receiver

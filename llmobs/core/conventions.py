@@ -271,6 +271,7 @@ LLMOBS_TOOL: Final = "llmobs.tool"  # JSON, only when gen_ai.tool.* cannot carry
 LLMOBS_AGENT: Final = "llmobs.agent"  # likewise
 LLMOBS_DOCUMENTS: Final = "llmobs.documents"  # likewise, for retrieval.documents.*
 LLMOBS_ATTRIBUTES: Final = "llmobs.attributes"  # JSON of the attributes no standard key carries
+LLMOBS_EVALUATIONS: Final = "llmobs.evaluations"  # JSON list of evaluator verdicts
 
 #: Keys of `Span.attributes` that travel as standard attributes.
 ATTR_SESSION_ID: Final = "session_id"

@@ -19,7 +19,7 @@ import base64
 import gzip
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from google.protobuf import json_format  # type: ignore[import-untyped]
@@ -36,6 +36,7 @@ OTLP_FRAMEWORK = "otlp"
 JSON_CONTENT_TYPE = "application/json"
 _ID_KEYS = ("traceId", "spanId", "parentSpanId")
 _ZERO_TRACE = "0" * 32
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class OTLPDecodeError(ValueError):
@@ -177,7 +178,12 @@ def decode_span(pb: PbSpan, service: str = "") -> Span:
     if provider is None and oi_provider is not None:
         provider = c.PROVIDER_BY_OPENINFERENCE_PROVIDER.get(str(oi_provider), oi_provider)
     response_model = attrs.first(c.GEN_AI_RESPONSE_MODEL, c.LLM_RESPONSE_MODEL_NAME)
-    model = attrs.first(c.GEN_AI_REQUEST_MODEL, c.LLM_MODEL_NAME, c.LANGFUSE_MODEL_NAME)
+    model = attrs.first(c.GEN_AI_REQUEST_MODEL)
+    fallback_model = attrs.first(c.LLM_MODEL_NAME, c.LANGFUSE_MODEL_NAME)
+    if model is None and not ours:
+        # OpenInference and Langfuse name one model; it is the requested one unless it is the
+        # response model already read.
+        model = fallback_model if fallback_model != response_model else None
     start_ns = int(pb.start_time_unix_nano)
     span = Span(
         trace_id=pb.trace_id.hex() or _ZERO_TRACE,
@@ -202,8 +208,17 @@ def decode_span(pb: PbSpan, service: str = "") -> Span:
     span.tool = _decode_dict(attrs, c.LLMOBS_TOOL, _TOOL_FIELDS)
     span.agent = _decode_dict(attrs, c.LLMOBS_AGENT, _AGENT_FIELDS)
     span.documents = _decode_documents(attrs)
+    evaluations = _maybe_json(attrs.first(c.LLMOBS_EVALUATIONS))
+    if isinstance(evaluations, list) and hasattr(span, "evaluations"):
+        span.evaluations = [_evaluation_type().from_dict(e) for e in evaluations if isinstance(e, dict)]
     span.attributes = _decode_attributes(attrs)
     return span
+
+
+def _evaluation_type() -> Any:
+    from llmobs.core import model
+
+    return model.Evaluation  # type: ignore[attr-defined,unused-ignore]
 
 
 def _decode_kind(attrs: _Attributes) -> SpanKind:
@@ -360,7 +375,11 @@ def _decode_ttft(attrs: _Attributes, start_ns: int) -> float | None:
             moment = datetime.fromisoformat(first_chunk.replace("Z", "+00:00"))
         except ValueError:
             return None
-        return (moment.timestamp() * 1e9 - start_ns) / 1e6
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        delta = moment - _EPOCH
+        moment_ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+        return (moment_ns - start_ns) / 1e6
     return None
 
 

@@ -176,8 +176,9 @@ def span_attributes(span: Span) -> dict[str, Any]:
     if span.ttft_ms is not None:
         a[c.LLMOBS_TTFT_MS] = span.ttft_ms
         a[c.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = span.ttft_ms / 1000.0
-        first_ns = span.start_ns + int(span.ttft_ms * 1e6)
-        a[c.LANGFUSE_COMPLETION_START_TIME] = _iso(first_ns)
+        first = _iso(span.start_ns, span.ttft_ms)
+        if first is not None:
+            a[c.LANGFUSE_COMPLETION_START_TIME] = first
 
     error = span.error
     if error is not None:
@@ -196,6 +197,9 @@ def span_attributes(span: Span) -> dict[str, Any]:
     if span.documents is not None:
         _document_attributes(span.documents, a)
     _plain_attributes(span.attributes, a)
+    evaluations = getattr(span, "evaluations", None)
+    if evaluations is not None:
+        a[c.LLMOBS_EVALUATIONS] = _json([e.to_dict() for e in evaluations])
     return a
 
 
@@ -414,7 +418,11 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def _iso(ns: int) -> str:
-    seconds, rest = divmod(ns, 1_000_000_000)
-    moment = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=rest // 1000)
+def _iso(ns: int, plus_ms: float = 0.0) -> str | None:
+    """Epoch nanoseconds plus milliseconds as ISO 8601 UTC, or None outside what datetime handles."""
+    try:
+        seconds, rest = divmod(ns + int(plus_ms * 1e6), 1_000_000_000)
+        moment = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=rest // 1000)
+    except (OverflowError, OSError, ValueError):
+        return None
     return moment.isoformat().replace("+00:00", "Z")
