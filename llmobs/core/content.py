@@ -47,6 +47,35 @@ DEFAULT_SECRET_KEYS = (
     r"|refresh[-_]?token|session[-_]?token|private[-_]?key|credential|cookie"
 )
 
+#: Lowercase literals of which every match of a default secret pattern contains one.
+_DEFAULT_SECRET_MARKERS: tuple[str, ...] = (
+    "sk-",
+    "bearer",
+    "basic",
+    "akia",
+    "asia",
+    "aiza",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "xox",
+    "hf_",
+    "eyj",
+    "-----begin",
+)
+
+
+def _has_marker(value: str, markers: tuple[str, ...]) -> bool:
+    low = value.lower()
+    for marker in markers:  # noqa: SIM110 - twice as fast as any() over a generator
+        if marker in low:
+            return True
+    return False
+
+
 DEFAULT_MAX_ITEMS = 1000
 MAX_DEPTH = 32
 _MIN_SECRET_LEN = 10  # no default pattern matches a shorter string
@@ -85,6 +114,9 @@ class ContentPolicy:
             patterns = [*DEFAULT_SECRET_PATTERNS, *patterns]
         self._secret_re = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
         self._min_secret_len = _MIN_SECRET_LEN if not redact_patterns else 1
+        # With only the default patterns, a string is searched only when it holds one of their
+        # literal markers: the combined regex costs ~0.1 µs per character, a substring test far less.
+        self._markers = _DEFAULT_SECRET_MARKERS if patterns == list(DEFAULT_SECRET_PATTERNS) else None
         keys = [k for k in (DEFAULT_SECRET_KEYS if default_redaction else None, redact_keys) if k]
         self._key_re = re.compile("|".join(f"(?:{k})" for k in keys), re.IGNORECASE) if keys else None
         self._key_verdicts: dict[str, bool] = {}
@@ -125,7 +157,12 @@ class ContentPolicy:
 
     def clean_str(self, value: str) -> str:
         secret_re = self._secret_re
-        if secret_re is not None and len(value) >= self._min_secret_len and secret_re.search(value):
+        if (
+            secret_re is not None
+            and len(value) >= self._min_secret_len
+            and (self._markers is None or _has_marker(value, self._markers))
+            and secret_re.search(value)
+        ):
             value = secret_re.sub(REDACTED, value)
         if len(value) > self.max_chars:
             value = f"{value[: self.max_chars]}…[truncated {len(value) - self.max_chars} chars]"
