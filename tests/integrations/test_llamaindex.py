@@ -15,9 +15,13 @@ from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, LLMMetadata, ToolCallBlock
 from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.instrumentation import get_dispatcher as get_module_dispatcher
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.llms import MockLLM
 from llama_index.core.llms.callbacks import llm_chat_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.tools import FunctionTool
 from llama_index.core.workflow import Context, StartEvent, StopEvent, Workflow, step
 from llama_index_instrumentation import get_dispatcher
@@ -417,3 +421,118 @@ def test_handler_faults_are_logged_once_and_never_raise(
     ]
     assert recorder.spans() == []
     assert _recorder().open == {}
+
+
+# -- rerankers, other frameworks, the example -------------------------------------------------
+
+
+rerank_dispatcher = get_module_dispatcher(__name__)
+
+
+class KeywordRerank(BaseNodePostprocessor):
+    """A reranker that scores nodes by keyword overlap, dispatching ReRank events as real ones do."""
+
+    top_n: int = 1
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        rerank_dispatcher.event(
+            ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=self.top_n, model_name="keyword-v1")
+        )
+
+        def words(text: str) -> set[str]:
+            return set(text.lower().replace(".", "").split())
+
+        query = words(query_bundle.query_str if query_bundle else "")
+        scored = [NodeWithScore(node=n.node, score=float(len(query & words(n.node.get_content())))) for n in nodes]
+        ranked = sorted(scored, key=lambda n: n.score or 0.0, reverse=True)[: self.top_n]
+        rerank_dispatcher.event(ReRankEndEvent(nodes=ranked))
+        return ranked
+
+
+def test_reranker_span(recorder: Recorder, instrumented: None, index: VectorStoreIndex) -> None:
+    engine = index.as_query_engine(
+        llm=MockLLM(max_tokens=4), similarity_top_k=3, node_postprocessors=[KeywordRerank(top_n=1)]
+    )
+    response = engine.query("Germany capital")
+    assert recorder.tree() == [
+        (
+            "chain",
+            "RetrieverQueryEngine.query",
+            [
+                ("retriever", "VectorIndexRetriever.retrieve", [("embedding", "embeddings MockEmbedding", [])]),
+                ("reranker", "rerank keyword-v1", []),
+                ("chain", "CompactAndRefine.synthesize", [("llm", "text_completion MockLLM", [])]),
+            ],
+        )
+    ]
+    rerank = recorder.by_name("rerank keyword-v1")
+    assert rerank.model == "keyword-v1"
+    assert rerank.input == "Germany capital"
+    assert rerank.attributes == {"llamaindex.rerank.top_n": 1}
+    assert response.source_nodes[0].node.get_content() == "Berlin is the capital of Germany."
+    assert rerank.documents == [
+        {"id": response.source_nodes[0].node_id, "score": 2.0, "content": "Berlin is the capital of Germany."}
+    ]
+
+
+def test_query_inside_a_langchain_tool_nests_under_the_tool(
+    recorder: Recorder, instrumented: None, index: VectorStoreIndex
+) -> None:
+    pytest.importorskip("langchain_core")
+    from langchain_core.tools import tool
+
+    from llmobs.integrations.langchain import CallbackHandler
+
+    engine = query_engine(index)
+
+    @tool
+    def search_docs(question: str) -> str:
+        """Search the documents."""
+        return str(engine.query(question))
+
+    assert search_docs.invoke({"question": "Where is Paris?"}, config={"callbacks": [CallbackHandler()]}) == (
+        "text text text text"
+    )
+    (root,) = recorder.tree()
+    assert root[0] == "tool" and root[2] == QUERY_TREE
+    lc_tool = next(s for s in recorder.spans() if s.framework == "langchain")
+    assert recorder.by_name("RetrieverQueryEngine.query").parent_id == lc_tool.span_id
+
+
+def test_example_runs_offline_and_returns_its_traces(recorder: Recorder) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+    try:
+        import llamaindex_rag
+    finally:
+        sys.path.pop(0)
+    try:
+        trace_ids = llamaindex_rag.run()
+    finally:
+        li.uninstrument()
+    traces = recorder.traces()
+    assert len(trace_ids) == 2
+    query, agent = (traces[t] for t in trace_ids)
+    assert recorder.tree(query) == [
+        (
+            "chain",
+            "RetrieverQueryEngine.query",
+            [
+                ("retriever", "VectorIndexRetriever.retrieve", [("embedding", "embeddings MockEmbedding", [])]),
+                ("chain", "CompactAndRefine.synthesize", [("llm", "text_completion gpt-4o-mini", [])]),
+            ],
+        )
+    ]
+    agent_tree = recorder.tree(agent)
+    assert [(k, n) for k, n, _ in agent_tree] == [("agent", "invoke_agent support_agent")]
+    llms = [s for s in agent if s.kind.value == "llm"]
+    assert sorted(s.name for s in llms) == ["chat gpt-4o", "chat gpt-4o", "text_completion gpt-4o-mini"]
+    assert all(s.cost is not None and s.cost.total_usd > 0 for s in llms)
+    assert sorted(s.name for s in agent if s.kind.value == "tool") == [
+        "execute_tool get_order_status",
+        "execute_tool search_docs",
+    ]

@@ -69,7 +69,9 @@ EMBEDDING_METHODS = frozenset(
     }
 )
 _RETRIEVER_METHODS = frozenset({"retrieve", "aretrieve"})
-_POSTPROCESSOR_METHODS = frozenset({"postprocess_nodes", "apostprocess_nodes"})
+_POSTPROCESSOR_METHODS = frozenset(
+    {"postprocess_nodes", "apostprocess_nodes", "_postprocess_nodes", "_apostprocess_nodes"}
+)
 _TOOL_METHODS = frozenset({"call", "acall", "__call__"})
 _QUERY_METHODS = frozenset({"query", "aquery"})
 _CHAT_ENGINE_METHODS = frozenset({"chat", "achat", "stream_chat", "astream_chat"})
@@ -139,6 +141,11 @@ class Classifier:
             if "ev" in arguments and "ctx" in arguments:
                 return Rule(SpanKind.CHAIN, step=True)
             return TRANSPARENT
+        if issubclass(cls, self._postprocessor):
+            # Only the abstract `_postprocess_nodes` is a span (DispatcherSpanMixin wraps it).
+            if method not in _POSTPROCESSOR_METHODS:
+                return TRANSPARENT
+            return Rule(SpanKind.RERANKER) if "rerank" in cls.__name__.lower() else _CHAIN
         if method.startswith("_") and not method.startswith("__"):
             return TRANSPARENT
         if issubclass(cls, self._llm):
@@ -149,10 +156,6 @@ class Classifier:
             return Rule(SpanKind.EMBEDDING) if method in EMBEDDING_METHODS else TRANSPARENT
         if issubclass(cls, self._retriever):
             return Rule(SpanKind.RETRIEVER) if method in _RETRIEVER_METHODS else TRANSPARENT
-        if issubclass(cls, self._postprocessor):
-            if method not in _POSTPROCESSOR_METHODS:
-                return TRANSPARENT
-            return Rule(SpanKind.RERANKER) if "rerank" in cls.__name__.lower() else _CHAIN
         if issubclass(cls, self._tool):
             return Rule(SpanKind.TOOL) if method in _TOOL_METHODS else TRANSPARENT
         if issubclass(cls, self._workflow):
