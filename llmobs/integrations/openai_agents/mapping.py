@@ -17,15 +17,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from llmobs.core.conventions import ATTR_METADATA, ATTR_SESSION_ID
 from llmobs.core.model import ErrorInfo, Span, SpanKind, Usage
 from llmobs.core.tracer import set_error
 
 FRAMEWORK = "openai-agents"
 PROVIDER_OPENAI = "openai"
 
-# Attribute names this integration writes (DESIGN: `attributes` holds everything else).
-ATTR_SESSION_ID = "session_id"
-ATTR_METADATA = "metadata"
+# Attribute names only this integration writes (the shared ones live in core.conventions).
 ATTR_SDK_TRACE_ID = "openai_agents.trace_id"
 ATTR_AGGREGATE_USAGE = "aggregate_usage"
 ATTR_RESPONSE_ID = "response_id"
