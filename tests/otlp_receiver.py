@@ -3,7 +3,7 @@
 It records every request (path, headers, raw and gunzipped body, the parsed
 `ExportTraceServiceRequest`) and answers like a collector: 200 with an empty
 `ExportTraceServiceResponse` in the request's content type. `status` makes it refuse (e.g. 401),
-`delay_s` makes it slow.
+`delay_s` makes it slow, `hold` (an Event) makes it hang until released.
 
     with OTLPReceiver() as receiver:
         exporter = OTLPSpanExporter(endpoint=receiver.url("/v1/traces"))
@@ -66,9 +66,10 @@ class ReceivedRequest:
 class OTLPReceiver:
     """Start with `start()` (or a `with` block); `close()` stops it."""
 
-    def __init__(self, *, status: int = 200, delay_s: float = 0.0) -> None:
+    def __init__(self, *, status: int = 200, delay_s: float = 0.0, hold: threading.Event | None = None) -> None:
         self.status = status
         self.delay_s = delay_s
+        self.hold = hold
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Condition()
         receiver = self
@@ -98,8 +99,6 @@ class OTLPReceiver:
                     spans = decode_request(body, content_type)
                 except Exception:
                     message = None
-                if receiver.delay_s:
-                    time.sleep(receiver.delay_s)
                 record = ReceivedRequest(
                     path=self.path,
                     headers={k.lower(): v for k, v in self.headers.items()},
@@ -112,6 +111,10 @@ class OTLPReceiver:
                 with receiver._lock:
                     receiver.requests.append(record)
                     receiver._lock.notify_all()
+                if receiver.hold is not None:
+                    receiver.hold.wait(30)  # a stuck endpoint: answers only when released
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
                 status = receiver.status
                 if status == 200:
                     response = ExportTraceServiceResponse()
@@ -153,6 +156,8 @@ class OTLPReceiver:
         return self
 
     def close(self) -> None:
+        if self.hold is not None:
+            self.hold.set()
         self._server.shutdown()
         self._server.server_close()
 

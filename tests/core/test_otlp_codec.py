@@ -166,67 +166,71 @@ def llm_span() -> Span:
     )
 
 
+#: What `llm_span()` carries on the wire, to the attribute.
+LLM_ATTRIBUTES: dict[str, Any] = {
+    "llmobs.span.kind": "llm",
+    "llmobs.span.name": "ChatOpenAI",
+    "llmobs.framework": "langchain",
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": "gpt-4o",
+    "gen_ai.response.model": "gpt-4o-2024-08-06",
+    "gen_ai.usage.input_tokens": 1200,
+    "gen_ai.usage.output_tokens": 300,
+    "gen_ai.usage.cache_read.input_tokens": 1000,
+    "gen_ai.usage.cache_creation.input_tokens": 100,
+    "gen_ai.usage.cache_write.input_tokens": 100,
+    "gen_ai.usage.reasoning.output_tokens": 120,
+    "gen_ai.response.time_to_first_chunk": 0.25,
+    "gen_ai.conversation.id": "sess-1",
+    "gen_ai.input.messages": json.dumps(
+        [
+            {"role": "system", "parts": [{"type": "text", "content": "be brief"}]},
+            {"role": "user", "parts": [{"type": "text", "content": "weather in Paris?"}]},
+        ],
+        separators=(",", ":"),
+    ),
+    "gen_ai.output.messages": '[{"role":"assistant","parts":[{"type":"text","content":"Sunny."}]}]',
+    "openinference.span.kind": "LLM",
+    "llm.provider": "openai",
+    "llm.model_name": "gpt-4o",
+    "llm.response.model_name": "gpt-4o-2024-08-06",
+    "llm.token_count.prompt": 1200,
+    "llm.token_count.completion": 300,
+    "llm.token_count.total": 1500,
+    "llm.token_count.prompt_details.cache_read": 1000,
+    "llm.token_count.prompt_details.cache_write": 100,
+    "llm.token_count.completion_details.reasoning": 120,
+    "llm.cost.prompt": 0.00175,
+    "llm.cost.completion": 0.003,
+    "llm.cost.total": 0.00475,
+    "input.value": '[{"role":"system","content":"be brief"},{"role":"user","content":"weather in Paris?"}]',
+    "input.mime_type": "application/json",
+    "output.value": '{"role":"assistant","content":"Sunny."}',
+    "output.mime_type": "application/json",
+    "session.id": "sess-1",
+    "user.id": "u-7",
+    "tag.tags": ["prod"],
+    "langfuse.observation.type": "generation",
+    "langfuse.observation.model.name": "gpt-4o-2024-08-06",
+    # Langfuse prices each key separately: cached input and reasoning are split out.
+    "langfuse.observation.usage_details": '{"input":100,"output":180,"input_cached_tokens":1000,'
+    '"input_cache_creation":100,"output_reasoning_tokens":120,"total":1500}',
+    "langfuse.observation.cost_details": '{"input":0.00175,"output":0.003,"total":0.00475}',
+    "langfuse.observation.completion_start_time": "2025-11-24T16:00:00.250000Z",
+    "llmobs.cost.source": "genai-prices 0.2.3",
+    "llmobs.ttft_ms": 250.0,
+    "llmobs.attributes": '{"run_id":"r-1"}',
+}
+
+
 def test_llm_span_carries_all_four_families_exactly() -> None:
     [otel] = encode_spans([llm_span()])
     assert otel.name == "chat gpt-4o"
     assert otel.kind is OTelSpanKind.CLIENT
     assert otel.status.status_code is StatusCode.UNSET
     assert otel.resource.attributes["service.name"] == "support-bot"
-    assert dict(otel.attributes or {}) == {
-        "llmobs.span.kind": "llm",
-        "llmobs.span.name": "ChatOpenAI",
-        "llmobs.framework": "langchain",
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "openai",
-        "gen_ai.request.model": "gpt-4o",
-        "gen_ai.response.model": "gpt-4o-2024-08-06",
-        "gen_ai.usage.input_tokens": 1200,
-        "gen_ai.usage.output_tokens": 300,
-        "gen_ai.usage.cache_read.input_tokens": 1000,
-        "gen_ai.usage.cache_creation.input_tokens": 100,
-        "gen_ai.usage.cache_write.input_tokens": 100,
-        "gen_ai.usage.reasoning.output_tokens": 120,
-        "gen_ai.response.time_to_first_chunk": 0.25,
-        "gen_ai.conversation.id": "sess-1",
-        "gen_ai.input.messages": json.dumps(
-            [
-                {"role": "system", "parts": [{"type": "text", "content": "be brief"}]},
-                {"role": "user", "parts": [{"type": "text", "content": "weather in Paris?"}]},
-            ],
-            separators=(",", ":"),
-        ),
-        "gen_ai.output.messages": '[{"role":"assistant","parts":[{"type":"text","content":"Sunny."}]}]',
-        "openinference.span.kind": "LLM",
-        "llm.provider": "openai",
-        "llm.model_name": "gpt-4o",
-        "llm.response.model_name": "gpt-4o-2024-08-06",
-        "llm.token_count.prompt": 1200,
-        "llm.token_count.completion": 300,
-        "llm.token_count.total": 1500,
-        "llm.token_count.prompt_details.cache_read": 1000,
-        "llm.token_count.prompt_details.cache_write": 100,
-        "llm.token_count.completion_details.reasoning": 120,
-        "llm.cost.prompt": 0.00175,
-        "llm.cost.completion": 0.003,
-        "llm.cost.total": 0.00475,
-        "input.value": '[{"role":"system","content":"be brief"},{"role":"user","content":"weather in Paris?"}]',
-        "input.mime_type": "application/json",
-        "output.value": '{"role":"assistant","content":"Sunny."}',
-        "output.mime_type": "application/json",
-        "session.id": "sess-1",
-        "user.id": "u-7",
-        "tag.tags": ["prod"],
-        "langfuse.observation.type": "generation",
-        "langfuse.observation.model.name": "gpt-4o-2024-08-06",
-        # Langfuse prices each key separately: cached input and reasoning are split out.
-        "langfuse.observation.usage_details": '{"input":100,"output":180,"input_cached_tokens":1000,'
-        '"input_cache_creation":100,"output_reasoning_tokens":120,"total":1500}',
-        "langfuse.observation.cost_details": '{"input":0.00175,"output":0.003,"total":0.00475}',
-        "langfuse.observation.completion_start_time": "2025-11-24T16:00:00.250000Z",
-        "llmobs.cost.source": "genai-prices 0.2.3",
-        "llmobs.ttft_ms": 250.0,
-        "llmobs.attributes": '{"run_id":"r-1"}',
-    }
+    assert dict(otel.attributes or {}) == LLM_ATTRIBUTES
 
 
 def test_error_span_sets_status_error_type_langfuse_level_and_exception_event() -> None:
