@@ -136,6 +136,29 @@ class ErrorInfo:
 
 
 @dataclass(slots=True)
+class Evaluation:
+    """One evaluator's verdict on a span: a score in [0, 1] (or None), a label, an explanation."""
+
+    name: str
+    score: float | None = None
+    label: str | None = None
+    explanation: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "score": self.score, "label": self.label, "explanation": self.explanation}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Evaluation:
+        score = data.get("score")
+        return cls(
+            name=str(data.get("name", "")),
+            score=None if score is None else float(score),
+            label=data.get("label"),
+            explanation=data.get("explanation"),
+        )
+
+
+@dataclass(slots=True)
 class Span:
     """One unit of work: a model call, a tool call, a retrieval, an agent step, ...
 
@@ -168,6 +191,7 @@ class Span:
     agent: dict[str, Any] | None = None
     documents: list[dict[str, Any]] | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    evaluations: list[Evaluation] | None = None
     # Not part of the contract: work an integration defers from the application's thread to the
     # pipeline thread (extracting usage from a response object, say). The pipeline runs it once,
     # before pricing, and clears it.
@@ -211,6 +235,7 @@ class Span:
             "agent": self.agent,
             "documents": self.documents,
             "attributes": self.attributes,
+            "evaluations": [e.to_dict() for e in self.evaluations] if self.evaluations is not None else None,
         }
 
     @classmethod
@@ -219,6 +244,7 @@ class Span:
         usage = data.get("usage")
         cost = data.get("cost")
         error = data.get("error")
+        evaluations = data.get("evaluations")
         return cls(
             trace_id=data["trace_id"],
             span_id=data["span_id"],
@@ -243,4 +269,5 @@ class Span:
             agent=data.get("agent"),
             documents=data.get("documents"),
             attributes=dict(data.get("attributes") or {}),
+            evaluations=[Evaluation.from_dict(e) for e in evaluations] if evaluations is not None else None,
         )

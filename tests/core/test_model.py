@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmobs.core.model import Cost, ErrorInfo, Span, SpanKind, Status, Usage
+from llmobs.core.model import Cost, ErrorInfo, Evaluation, Span, SpanKind, Status, Usage
 
 CONTRACT_CHECKER = Path(__file__).resolve().parents[3] / "shared" / "tools" / "check_span_contract.py"
 
@@ -40,6 +40,7 @@ CONTRACT_KEYS = {
     "agent",
     "documents",
     "attributes",
+    "evaluations",
 }
 
 hex32 = st.text(alphabet="0123456789abcdef", min_size=32, max_size=32).filter(lambda s: s != "0" * 32)
@@ -115,6 +116,19 @@ def spans(draw: st.DrawFn) -> Span:
             )
         ),
         attributes=draw(st.dictionaries(st.text(max_size=8), json_value, max_size=4)),
+        evaluations=draw(
+            st.none()
+            | st.lists(
+                st.builds(
+                    Evaluation,
+                    name=st.text(min_size=1, max_size=10),
+                    score=st.none() | st.floats(0, 1),
+                    label=st.none() | st.text(max_size=8),
+                    explanation=st.none() | st.text(max_size=20),
+                ),
+                max_size=3,
+            )
+        ),
     )
 
 
