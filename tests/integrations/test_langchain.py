@@ -495,3 +495,31 @@ def test_error_mid_stream_keeps_partial_output(recorder: Recorder) -> None:
     assert llm.kind.value == "llm" and llm.status is Status.ERROR
     assert llm.error is not None and llm.error.type == "FakeListChatModelError"
     assert llm.ttft_ms is not None
+
+
+def test_request_parameters_are_recorded(recorder: Recorder) -> None:
+    class Tuned(FakeChat):
+        temperature: float = 0.2
+        max_tokens: int = 256
+
+        @property
+        def _identifying_params(self) -> dict[str, Any]:
+            return {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens, "top_p": 0.9}
+
+    Tuned(messages=replies(1)).invoke("hi", config={"callbacks": [CallbackHandler()]}, stop=["\n"])
+    llm = recorder.by_name("chat gpt-4o")
+    assert llm.attributes["request"] == {"temperature": 0.2, "max_tokens": 256, "top_p": 0.9, "stop": ["\n"]}
+
+
+def test_text_completion_llm(recorder: Recorder) -> None:
+    from langchain_core.language_models.fake import FakeListLLM
+
+    chain = RunnableLambda(lambda q: f"Q: {q}", name="format") | FakeListLLM(responses=["A: 4"])
+    assert chain.invoke("2+2?", config={"callbacks": [CallbackHandler()]}) == "A: 4"
+    assert recorder.tree() == [
+        ("chain", "RunnableSequence", [("chain", "format", []), ("llm", "text_completion FakeListLLM", [])])
+    ]
+    llm = recorder.by_name("text_completion FakeListLLM")
+    assert llm.input == ["Q: 2+2?"]
+    assert llm.output == "A: 4"
+    assert llm.usage is None and llm.cost is None

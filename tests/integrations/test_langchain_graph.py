@@ -224,6 +224,31 @@ def test_manual_span_inside_an_async_tool_nests_under_the_tool(recorder: Recorde
     assert recorder.tree() == [("chain", "agent", [("tool", "execute_tool lookup", [("custom", "db query", [])])])]
 
 
+def test_span_after_a_nested_async_run_still_nests_under_the_tool(recorder: Recorder) -> None:
+    # Under ainvoke LangChain ends runs in a copy of the context; the tool's body must still see
+    # the tool span as current once the model call inside it has ended.
+    model = FakeChat(messages=replies(1))
+
+    @tool
+    async def lookup(city: str) -> str:
+        """Look a city up."""
+        await model.ainvoke("hi")
+        with llmobs.span("after the model", kind="custom"):
+            return city
+
+    async def agent(q: str, config: RunnableConfig) -> str:
+        return str(await lookup.ainvoke({"city": q}, config))
+
+    asyncio.run(RunnableLambda(agent, name="agent").ainvoke("p", config={"callbacks": [CallbackHandler()]}))
+    assert recorder.tree() == [
+        (
+            "chain",
+            "agent",
+            [("tool", "execute_tool lookup", [("llm", "chat gpt-4o", []), ("custom", "after the model", [])])],
+        )
+    ]
+
+
 def test_langchain_inside_a_manual_span_nests_under_it(recorder: Recorder) -> None:
     chain = prompt_chain(FakeChat(messages=replies(2)))
     with llmobs.span("request", kind="workflow"):
@@ -282,3 +307,36 @@ def test_llamaindex_query_inside_a_langchain_tool(recorder: Recorder) -> None:
     tool_span = recorder.by_name("execute_tool ask_docs")
     llama = [s for s in recorder.spans() if s.framework == "llamaindex"]
     assert len(llama) == 1 and llama[0].parent_id == tool_span.span_id and llama[0].trace_id == tool_span.trace_id
+
+
+def test_openai_agents_run_inside_a_langchain_tool(recorder: Recorder) -> None:
+    pytest.importorskip("agents")
+    oa = pytest.importorskip("llmobs.integrations.openai_agents")
+    helpers = pytest.importorskip("tests.integrations.test_openai_agents")
+    from agents import Agent, Runner, set_trace_processors
+
+    before = oa._registered_processors()
+    oa.instrument(replace=True)
+    try:
+
+        @tool
+        async def ask_specialist(q: str) -> str:
+            """Ask the specialist agent."""
+            agent = Agent(name="Specialist", model=helpers.ScriptedModel([helpers.Turn([helpers.say("42")])]))
+            return str((await Runner.run(agent, q)).final_output)
+
+        async def agent(q: str, config: RunnableConfig) -> str:
+            return str(await ask_specialist.ainvoke({"q": q}, config))
+
+        out = asyncio.run(RunnableLambda(agent, name="agent").ainvoke("?", config={"callbacks": [CallbackHandler()]}))
+    finally:
+        oa.uninstrument()
+        set_trace_processors(before)
+    assert out == "42"
+    tool_span = recorder.by_name("execute_tool ask_specialist")
+    nested = [s for s in recorder.spans() if s.framework == "openai-agents"]
+    assert nested, "the Agents SDK run was not recorded"
+    assert {s.trace_id for s in nested} == {tool_span.trace_id}
+    ids = {s.span_id for s in nested}
+    top = [s for s in nested if s.parent_id not in ids]
+    assert [s.parent_id for s in top] == [tool_span.span_id]

@@ -21,7 +21,7 @@ from langchain_core.runnables.config import var_child_runnable_config
 
 from llmobs.core.model import Span, SpanKind
 from llmobs.core.runtime import get_tracer
-from llmobs.core.tracer import Tracer, _current_span
+from llmobs.core.tracer import Tracer, _current_span, current_span
 from llmobs.integrations.langchain.extract import ATTR_INTERRUPTED, RunRecord
 
 logger = logging.getLogger("llmobs")
@@ -81,9 +81,7 @@ def _start(
         enclosing = getattr(config.get("callbacks"), "parent_run_id", None)
         if enclosing is not None and tracer.get_span(enclosing.int) is not None:
             return tracer.start_span(key, name, kind, FRAMEWORK, enclosing.int, activate=True), None
-    current = _current_span.get()
-    if current is not None and current.end_ns:
-        current = None
+    current = current_span()
     if current is None or current.framework != FRAMEWORK:
         return tracer.start_span(key, name, kind, FRAMEWORK, None, activate=True), current
     # The current span is a LangChain run this one is not part of (batch() starts all its inputs
