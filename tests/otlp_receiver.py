@@ -151,7 +151,9 @@ class OTLPReceiver:
         return self.base_url + path
 
     def start(self) -> OTLPReceiver:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="otlp-receiver", daemon=True
+        )
         self._thread.start()
         return self
 
