@@ -536,3 +536,83 @@ def test_example_runs_offline_and_returns_its_traces(recorder: Recorder) -> None
         "execute_tool get_order_status",
         "execute_tool search_docs",
     ]
+
+
+def agent_tree(agent_name: str, step_prefix: str) -> Any:
+    return [
+        (kind, f"invoke_agent {agent_name}", [(k, n.replace(STEP, step_prefix), c) for k, n, c in children])
+        for kind, _, children in AGENT_TREE
+    ]
+
+
+async def test_react_agent_tree(recorder: Recorder, instrumented: None) -> None:
+    from llama_index.core.agent.workflow import ReActAgent
+
+    llm = ScriptedLLM(
+        script=[
+            ChatMessage(
+                role="assistant",
+                content='Thought: I need the weather.\nAction: get_weather\nAction Input: {"city": "Paris"}',
+            ),
+            ChatMessage(
+                role="assistant", content="Thought: I can answer without using any more tools.\nAnswer: Sunny in Paris."
+            ),
+        ]
+    )
+    agent = ReActAgent(tools=[FunctionTool.from_defaults(get_weather)], llm=llm, name="react_agent")
+
+    assert str(await run_agent(agent, "Weather in Paris?")) == "Sunny in Paris."
+
+    assert recorder.tree() == agent_tree("react_agent", STEP)
+    tool = recorder.by_name("execute_tool get_weather")
+    assert (tool.input, tool.output) == ({"city": "Paris"}, "sunny in Paris")
+    root = recorder.by_name("invoke_agent react_agent")
+    assert (root.input, root.output) == ("Weather in Paris?", "Sunny in Paris.")
+
+
+async def test_agent_workflow_is_named_by_its_root_agent(recorder: Recorder, instrumented: None) -> None:
+    from llama_index.core.agent.workflow import AgentWorkflow
+
+    agent = weather_agent(tool_call("Rome"), ChatMessage(role="assistant", content="Sunny in Rome."))
+    workflow = AgentWorkflow(agents=[agent], root_agent="weather_agent")
+
+    assert str(await workflow.run(user_msg="Weather in Rome?")) == "Sunny in Rome."
+
+    assert recorder.tree() == agent_tree("weather_agent", "AgentWorkflow.")
+    steps = [s for s in recorder.spans() if s.name.startswith("AgentWorkflow.") and s.agent is not None]
+    assert {s.agent["name"] for s in steps if s.agent} == {"weather_agent"}
+
+
+def test_queries_from_a_thread_pool_are_separate_traces(
+    recorder: Recorder, instrumented: None, index: VectorStoreIndex
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = query_engine(index)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda i: str(engine.query(f"question {i}")), range(16)))
+
+    assert answers == ["text text text text"] * 16
+    traces = recorder.traces()
+    assert len(traces) == 16
+    inputs = set()
+    for spans in traces.values():
+        assert recorder.tree(spans) == QUERY_TREE
+        (root,) = [s for s in spans if s.parent_id is None]
+        assert {s.input for s in spans if s.kind.value in ("chain", "retriever") and s.input} == {root.input}
+        inputs.add(root.input)
+    assert inputs == {f"question {i}" for i in range(16)}
+
+
+async def test_concurrent_async_queries_are_separate_traces(
+    recorder: Recorder, instrumented: None, index: VectorStoreIndex
+) -> None:
+    engine = query_engine(index)
+    await asyncio.gather(*(engine.aquery(f"question {i}") for i in range(20)))
+    traces = recorder.traces()
+    assert len(traces) == 20
+    for spans in traces.values():
+        assert [(k, n) for k, n, _ in recorder.tree(spans)] == [("chain", "RetrieverQueryEngine.aquery")]
+        assert len(spans) == 5
+        (root,) = [s for s in spans if s.parent_id is None]
+        assert {s.input for s in spans if s.kind.value in ("chain", "retriever") and s.input} == {root.input}
