@@ -64,27 +64,30 @@ class StoreError(Exception):
     """The store cannot be opened or used; the message says why and where."""
 
 
-def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Open the store, creating the file, its folder and the schema when writable."""
+def connect(
+    path: str | Path, *, readonly: bool = False, busy_timeout_s: float = BUSY_TIMEOUT_MS / 1000
+) -> sqlite3.Connection:
+    """Open the store, creating the file, its folder and the schema when writable.
+
+    `busy_timeout_s` bounds how long an operation waits for another process's write lock.
+    Raises StoreError saying what is wrong and where.
+    """
     path = Path(path).expanduser()
+    busy_ms = max(1, int(busy_timeout_s * 1000))
     try:
         if readonly:
             if not path.exists():
                 raise StoreError(f"no llmobs store at {path} (set LLMOBS_DB or pass --db)")
-            conn = sqlite3.connect(
-                f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
-            )
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=busy_ms / 1000, check_same_thread=False)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Callers serialise use of a connection themselves (the pipeline's drain lock).
-            conn = sqlite3.connect(
-                str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn = sqlite3.connect(str(path), timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
         if not readonly:
-            _retry_while_locked(lambda: _enable_wal(conn))
+            _retry_while_locked(lambda: _enable_wal(conn), busy_ms / 1000)
             conn.execute("PRAGMA synchronous = NORMAL")
-            _retry_while_locked(lambda: _migrate(conn))
+            _retry_while_locked(lambda: _migrate(conn), busy_ms / 1000)
         else:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -170,8 +173,10 @@ def span_row(span: Span, inserted_ns: int) -> tuple[Any, ...]:
     )
 
 
-def insert_spans(conn: sqlite3.Connection, spans: Sequence[Span]) -> None:
-    """Write a batch in one transaction."""
+def insert_spans(
+    conn: sqlite3.Connection, spans: Sequence[Span], *, busy_timeout_s: float = BUSY_TIMEOUT_MS / 1000
+) -> None:
+    """Write a batch in one transaction, waiting up to `busy_timeout_s` for other writers."""
     now = time.time_ns()
     rows = [span_row(span, now) for span in spans]
 
@@ -185,7 +190,7 @@ def insert_spans(conn: sqlite3.Connection, spans: Sequence[Span]) -> None:
                 conn.execute("ROLLBACK")
             raise
 
-    _retry_while_locked(write)
+    _retry_while_locked(write, busy_timeout_s)
 
 
 def prune(conn: sqlite3.Connection, max_spans: int) -> int:
