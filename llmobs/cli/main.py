@@ -149,13 +149,23 @@ def show(db: Path | None, trace_id: str, as_json: bool, brief: bool, no_content:
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write to this file."
 )
-def export(db: Path | None, fmt: str, since: int | None, trace_prefix: str | None, output: Path | None) -> None:
-    """Export stored spans, oldest first.
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(["otlp", "langfuse", "phoenix"]),
+    default=None,
+    help="Send the spans over OTLP instead: to OTEL_EXPORTER_OTLP_ENDPOINT, Langfuse (LANGFUSE_* keys) or Phoenix (PHOENIX_*).",
+)
+def export(
+    db: Path | None, fmt: str, since: int | None, trace_prefix: str | None, output: Path | None, to: str | None
+) -> None:
+    """Export stored spans, oldest first, to a file or over OTLP.
 
     \b
     Examples:
       llmobs export --format jsonl > spans.jsonl
       llmobs export --since 1h --trace 3f2a
+      llmobs export --to langfuse --since 1h
     """
     conn = open_store(db)
     trace_id = None
@@ -164,6 +174,11 @@ def export(db: Path | None, fmt: str, since: int | None, trace_prefix: str | Non
             trace_id = store.resolve_trace_id(conn, trace_prefix)
         except store.StoreError as exc:
             raise click.ClickException(str(exc)) from exc
+    if to is not None:
+        from llmobs.cli.replay import export_to
+
+        export_to(conn, to, since_ns=since, trace_id=trace_id)
+        return
     if output is None:
         _write_lines(sys.stdout, store.iter_span_json(conn, since_ns=since, trace_id=trace_id))
         return
