@@ -136,9 +136,12 @@ class OTLPSink(Sink):
             self._warn_once("shutdown", "llmobs: shutting down the %s exporter failed: %s", self.name, exc)
         self._thread.join(self._flush_timeout)
         with self._cond:
-            if self._pending:
-                self._count_dropped(len(self._pending))
+            unsent = len(self._pending)
+            if unsent:
+                self.dropped += unsent
                 self._pending.clear()
+        if unsent:
+            logger.warning("llmobs: %d spans not yet sent to %s were dropped at shutdown", unsent, self.name)
 
     def stats(self) -> dict[str, Any]:
         """Counts so far: spans sent, failed (refused or unreachable), dropped, pending."""
