@@ -14,12 +14,13 @@ references; the pipeline does the rest.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 
 from llmobs.core.config import Settings
 from llmobs.core.model import ErrorInfo, Span, SpanKind, Status
@@ -27,6 +28,9 @@ from llmobs.core.model import ErrorInfo, Span, SpanKind, Status
 logger = logging.getLogger("llmobs")
 
 _current_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar("llmobs_current_span", default=None)
+# True inside `suppress_tracing()`: llmobs' own model calls (an LLM judge) must not become app spans.
+_suppressed: contextvars.ContextVar[bool] = contextvars.ContextVar("llmobs_suppressed", default=False)
+_is_suppressed = _suppressed.get
 
 _getrandbits = random.getrandbits
 _time_ns = time.time_ns
@@ -52,11 +56,33 @@ def new_span_id() -> str:
 
 
 def current_span() -> Span | None:
-    """The span active in this context (thread or asyncio task), if it has not ended."""
+    """The span active in this context (thread or asyncio task), if it has not ended.
+
+    When the span recorded in this context has ended somewhere else (LangChain runs async end
+    callbacks in a copy of the context, so the reset never reaches this one), the answer is the
+    span that was current before it, and so on up.
+    """
     span = _current_span.get()
-    if span is not None and span.end_ns:
-        return None
+    hops = 0
+    while span is not None and span.end_ns:
+        hops += 1
+        span = _resumed.get(span.span_id) if hops < 64 else None
     return span
+
+
+#: span id of an ended, activated span → the span current before it (bounded, oldest dropped).
+_resumed: dict[str, Span] = {}
+_resumed_lock = threading.Lock()
+_RESUMED_CAP = 1024
+
+
+def _remember_previous(span: Span, previous: Span | None) -> None:
+    if previous is None or previous.end_ns:
+        return
+    with _resumed_lock:
+        _resumed[span.span_id] = previous
+        if len(_resumed) > _RESUMED_CAP:
+            del _resumed[next(iter(_resumed))]
 
 
 def is_trace_sampled(trace_id: str, rate: float) -> bool:
@@ -131,7 +157,12 @@ class Tracer:
         the parent is the current span of this context, else the active OpenTelemetry span, else
         none and a new trace begins. With `activate`, the span becomes the current span of this
         context until it ends, so that work started inside it nests under it.
+
+        Inside `suppress_tracing()` the span is returned but not tracked: `get_span(key)` and
+        `end_span(key)` then answer None, so the run records nothing.
         """
+        if _is_suppressed():
+            return self._new_span(name, kind, framework, None, start_ns)
         parent = None
         if parent_key is not None:
             entry = self._in_flight.get(parent_key)
@@ -160,8 +191,10 @@ class Tracer:
         if entry is None:
             return None
         span = entry.span
-        if entry.activated and _current_span.get() is span:
-            _current_span.set(entry.previous)
+        if entry.activated:
+            if _current_span.get() is span:
+                _current_span.set(entry.previous)
+            _remember_previous(span, entry.previous)
         self.finish(span, end_ns=end_ns)
         return span
 
@@ -191,10 +224,12 @@ class Tracer:
         return self._new_span(name, kind, framework, parent, start_ns)
 
     def finish(self, span: Span, *, end_ns: int | None = None) -> None:
-        """Stamp the end of `span` and submit it, unless its trace is sampled out."""
+        """Stamp the end of `span` and submit it, unless its trace is sampled out or tracing is suppressed."""
         span.end_ns = end_ns if end_ns is not None else _time_ns()
         if span.end_ns < span.start_ns:
             span.end_ns = span.start_ns
+        if _is_suppressed():
+            return
         settings = self.settings
         if not settings.enabled:
             return
@@ -269,6 +304,29 @@ class Tracer:
                 span.error = ErrorInfo(EVICTED_ERROR_TYPE, message)
                 self.finish(span)
                 chain = chain.shadowed
+
+
+@contextlib.contextmanager
+def suppress_tracing() -> Iterator[None]:
+    """Record no span started or finished in this block (in this thread or task, and its copies).
+
+    For llmobs' own work that goes through an instrumented framework, such as an `LLMJudge`
+    calling a LangChain chat model while the global LangChain handler is on: those calls are not
+    the application's and must not add to its spans or totals.
+
+        with suppress_tracing():
+            verdict = judge_model.invoke(prompt)
+    """
+    token = _suppressed.set(True)
+    try:
+        yield
+    finally:
+        _suppressed.reset(token)
+
+
+def tracing_suppressed() -> bool:
+    """True inside `suppress_tracing()`."""
+    return _is_suppressed()
 
 
 def set_error(span: Span, error: BaseException | ErrorInfo) -> None:
