@@ -183,6 +183,7 @@ def test_prompt_model_parser_chain(recorder: Recorder) -> None:
     assert llm.output == {"role": "assistant", "content": "Paris is the capital."}
     assert llm.attributes["finish_reasons"] == ["stop"]
     assert llm.attributes["session_id"] == "s-1"
+    assert llm.attributes["tags"] == ["geo"]  # LangChain's own "seq:step:2" is dropped
     assert llm.ttft_ms is None  # not streamed
     assert llm.usage == Usage(
         input_tokens=1200,

@@ -68,6 +68,9 @@ ATTR_REQUEST = "request"
 ATTR_FINISH_REASONS = "finish_reasons"
 ATTR_INTERRUPTED = "interrupted"
 
+#: Tags LangChain and LangGraph add to every step (`seq:step:2`, `graph:step:1`): position, not meaning.
+_INTERNAL_TAG_PREFIXES = ("seq:step:", "graph:step:", "map:key:")
+
 _ROLES = {
     "human": "user",
     "ai": "assistant",
@@ -190,7 +193,9 @@ def _compact_one(value: Any) -> Any:
 def _common(run: RunRecord, span: Span) -> None:
     attributes = span.attributes
     if run.tags:
-        attributes[ATTR_TAGS] = list(run.tags)
+        tags = [t for t in run.tags if not t.startswith(_INTERNAL_TAG_PREFIXES)]
+        if tags:
+            attributes[ATTR_TAGS] = tags
     metadata = run.metadata
     if not metadata:
         return
