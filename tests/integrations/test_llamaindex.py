@@ -616,3 +616,45 @@ async def test_concurrent_async_queries_are_separate_traces(
         assert len(spans) == 5
         (root,) = [s for s in spans if s.parent_id is None]
         assert {s.input for s in spans if s.kind.value in ("chain", "retriever") and s.input} == {root.input}
+
+
+async def test_agent_workflow_handoff_is_a_handoff_span(recorder: Recorder, instrumented: None) -> None:
+    from llama_index.core.agent.workflow import AgentWorkflow
+
+    handoff = ToolCallBlock(
+        tool_call_id="h1", tool_name="handoff", tool_kwargs={"to_agent": "weather_agent", "reason": "weather"}
+    )
+    triage = FunctionAgent(
+        name="triage",
+        description="Routes questions.",
+        llm=ScriptedLLM(script=[ChatMessage(role="assistant", blocks=[handoff])]),
+        tools=[],
+        can_handoff_to=["weather_agent"],
+    )
+    weather = weather_agent(tool_call("Rome"), ChatMessage(role="assistant", content="Sunny in Rome."))
+    weather.description = "Knows the weather."
+    workflow = AgentWorkflow(agents=[triage, weather], root_agent="triage")
+
+    assert str(await workflow.run(user_msg="Weather in Rome?")) == "Sunny in Rome."
+
+    step = "AgentWorkflow."
+    assert recorder.tree() == [
+        (
+            "agent",
+            "invoke_agent triage",
+            [
+                ("chain", step + "init_run", []),
+                ("chain", step + "setup_agent", []),
+                ("chain", step + "run_agent_step", [("llm", "chat gpt-4o", [])]),
+                ("chain", step + "parse_agent_output", []),
+                ("chain", step + "call_tool", [("handoff", "handoff weather_agent", [])]),
+                ("chain", step + "aggregate_tool_results", []),
+                *agent_tree("x", step)[0][2][1:],
+            ],
+        )
+    ]
+    span = recorder.by_name("handoff weather_agent")
+    assert span.tool == {"name": "handoff", "call_id": "h1"}
+    assert span.input == {"to_agent": "weather_agent", "reason": "weather"}
+    runs = sorted((s for s in recorder.spans() if s.name == step + "run_agent_step"), key=lambda s: s.start_ns)
+    assert [s.agent for s in runs] == [{"name": "triage"}, {"name": "weather_agent"}, {"name": "weather_agent"}]

@@ -136,6 +136,10 @@ class Classifier:
 
     def classify(self, cls: type, name: str, instance: Any, bound_args: inspect.BoundArguments) -> Rule:
         method = name.rsplit(".", 1)[-1]
+        if isinstance(instance, type):
+            # A classmethod (`from_documents`, ...): its class is `instance`, and what it does
+            # (embedding, parsing) shows up as its own spans.
+            return TRANSPARENT
         if instance is None:
             arguments = bound_args.arguments
             if "ev" in arguments and "ctx" in arguments:

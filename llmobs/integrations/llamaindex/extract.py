@@ -184,13 +184,18 @@ def _reranker(node: Node, span: Span) -> None:
 def _tool(node: Node, span: Span) -> None:
     metadata = getattr(node.instance, "metadata", None)
     name = getattr(metadata, "name", None) or span.name
-    span.name = f"execute_tool {name}"
     span.tool = {"name": name, "call_id": node.call_id}
-    kwargs = dict(node.bound_args.kwargs)
+    # Tools that take the workflow Context get it injected as `ctx`: not an argument of the call.
+    kwargs = {k: v for k, v in node.bound_args.kwargs.items() if k != "ctx"}
     args = node.bound_args.args
     if args:
         kwargs["args"] = list(args)
     span.input = kwargs
+    if span.kind is SpanKind.HANDOFF:
+        to_agent = kwargs.get("to_agent")
+        span.name = f"handoff {to_agent}" if to_agent else "handoff"
+    else:
+        span.name = f"execute_tool {name}"
     result = node.result
     if result is not None:
         span.output = getattr(result, "content", result)

@@ -44,6 +44,8 @@ from llmobs.integrations.llamaindex.extract import deferred_for
 logger = logging.getLogger("llmobs")
 
 FRAMEWORK = "llamaindex"
+#: The tool AgentWorkflow gives its agents to hand the conversation to another agent.
+HANDOFF_TOOL = "handoff"
 #: Cap on LlamaIndex spans we track at once (a stream that is never consumed never ends).
 MAX_OPEN = 20_000
 
@@ -155,13 +157,15 @@ class Recorder:
             if parent is not None:
                 open_[id_] = parent
             return
-        if parent is not None and instance is not None and parent.instance is instance:
-            # The same object's other method (`achat` calling `chat`, `synthesize` calling
-            # `get_response`): one operation, recorded once.
+        if parent is not None and instance is not None and parent.instance is instance and parent.rule.kind is kind:
+            # The same object's other method of the same kind (`achat` calling `chat`,
+            # `synthesize` calling `get_response`): one operation, recorded once.
             open_[id_] = parent
             if parent.rule.kind is _LLM:
                 parent.aliases.append(id_)
             return
+        if kind is SpanKind.TOOL and getattr(getattr(instance, "metadata", None), "name", None) == HANDOFF_TOOL:
+            kind = SpanKind.HANDOFF
         # Workflow runs return a future and streams return a generator: their spans exit before
         # the work is done, so they are not made the context's current span.
         span = get_tracer().start_span(
@@ -173,7 +177,7 @@ class Recorder:
             activate=not (rule.stream or rule.run),
         )
         node = Node(id_, rule, span, instance, bound_args, tags, parent)
-        if kind is SpanKind.TOOL and parent is not None and parent.rule.step:
+        if (kind is SpanKind.TOOL or kind is SpanKind.HANDOFF) and parent is not None and parent.rule.step:
             node.call_id = getattr(parent.bound_args.arguments.get("ev"), "tool_id", None)
         open_[id_] = node
         if len(open_) > MAX_OPEN:
