@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import socket
 import threading
 from pathlib import Path
@@ -250,16 +251,40 @@ def test_otlp_sink_honours_the_standard_otel_exporter_variables(
     assert request.spans == [retriever_span()]
 
 
-def test_grpc_protocol_uses_the_grpc_exporter(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grpc_protocol_exports_to_a_real_grpc_receiver(monkeypatch: pytest.MonkeyPatch) -> None:
+    grpc = pytest.importorskip("grpc")
     pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc")
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+    from concurrent import futures
 
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    from llmobs.core.otlp.decode import decode_message
+
+    received: list[tuple[Any, dict[str, str]]] = []
+    done = threading.Event()
+
+    class Receiver(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+        def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - the gRPC method name
+            received.append((request, dict(context.invocation_metadata())))
+            done.set()
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Receiver(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-    sink = otlp(endpoint="localhost:4317", timeout=0.2)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-team=ml")
+    sink = otlp(endpoint=f"http://127.0.0.1:{port}", timeout=5)
     try:
-        assert isinstance(sink._exporter, GrpcExporter)
+        send(sink, [tool_span(), agent_span()])
+        assert done.wait(10)
     finally:
         sink.close()
+        server.stop(None)
+    [(request, metadata)] = received
+    assert metadata["x-team"] == "ml"
+    assert decode_message(request) == [tool_span(), agent_span()]
     with pytest.raises(DestinationError, match="unsupported OTLP protocol"):
         otlp(protocol="http/json")
 
@@ -415,3 +440,38 @@ def test_refusing_endpoint_counts_failures(monkeypatch: pytest.MonkeyPatch) -> N
             sink.close()
     assert (stats["sent"], stats["failed"]) == (0, 2)
     assert stats["last_error"] == "the endpoint refused the spans or could not be reached"
+
+
+def test_a_span_that_cannot_be_encoded_costs_only_itself(otlp_receiver: OTLPReceiver) -> None:
+    broken = Span(trace_id="not-hex", span_id="also-not-hex", name="broken")
+    sink = otlp(endpoint=otlp_receiver.url())
+    try:
+        send(sink, [tool_span(), broken, agent_span()])
+        received = otlp_receiver.wait_for_spans(2)
+        stats = sink.stats()
+    finally:
+        sink.close()
+    assert sorted(s.name for s in received) == ["Triage", "get_weather"]
+    assert (stats["sent"], stats["failed"]) == (2, 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_exports_its_own_spans(otlp_receiver: OTLPReceiver, isolated_llmobs: Path) -> None:
+    sink = otlp(endpoint=otlp_receiver.url())
+    llmobs.configure(sinks=[SQLiteSink(isolated_llmobs), sink], flush_interval=0.005)
+    with llmobs.span("parent work"):
+        pass
+    assert llmobs.flush(timeout=10)
+    otlp_receiver.wait_for_spans(1)
+    pid = os.fork()
+    if pid == 0:  # the child: record, flush, report through the exit status
+        code = 1
+        try:
+            with llmobs.span("child work"):
+                pass
+            code = 0 if llmobs.flush(timeout=10) else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sorted(s.name for s in otlp_receiver.wait_for_spans(2)) == ["child work", "parent work"]

@@ -17,8 +17,10 @@ export the sink waits before trying again (backing off up to a minute), spans be
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -75,6 +77,7 @@ class OTLPSink(Sink):
     ) -> None:
         self.destination = destination or otlp_destination()
         self.name = self.destination.name
+        self._own_exporter = exporter is None
         self._exporter = exporter if exporter is not None else self.destination.make_exporter()
         self._resource_attributes = dict(self.destination.resource_attributes)
         self._max_pending = max(1, max_pending)
@@ -91,8 +94,8 @@ class OTLPSink(Sink):
         self.failed = 0
         self.dropped = 0
         self.last_error: str | None = None
-        self._thread = threading.Thread(target=self._run, name=f"llmobs-otlp-{self.name}", daemon=True)
-        self._thread.start()
+        self._start_thread()
+        _live_sinks.add(self)
 
     # -- the pipeline's side -------------------------------------------------------------------
 
@@ -100,7 +103,7 @@ class OTLPSink(Sink):
         """Encode the batch and queue it for the exporter thread. Never waits on the network."""
         if not spans:
             return
-        encoded = encode_spans(spans, self._resource_attributes)
+        encoded = self._encode(spans)
         with self._cond:
             if self._closed:
                 self._count_dropped(len(encoded))
@@ -140,6 +143,7 @@ class OTLPSink(Sink):
             if unsent:
                 self.dropped += unsent
                 self._pending.clear()
+        _live_sinks.discard(self)
         if unsent:
             logger.warning("llmobs: %d spans not yet sent to %s were dropped at shutdown", unsent, self.name)
 
@@ -153,6 +157,40 @@ class OTLPSink(Sink):
                 "pending": len(self._pending),
                 "last_error": self.last_error,
             }
+
+    def _encode(self, spans: Sequence[Span]) -> list[ReadableSpan]:
+        try:
+            return encode_spans(spans, self._resource_attributes)
+        except Exception:
+            pass
+        # One span the codec cannot encode must not cost the others theirs.
+        encoded: list[ReadableSpan] = []
+        for span in spans:
+            try:
+                encoded.extend(encode_spans([span], self._resource_attributes))
+            except Exception as exc:
+                with self._cond:
+                    self.failed += 1
+                self._warn_once("encode", "llmobs: could not encode span %r for %s: %r", span.name, self.name, exc)
+        return encoded
+
+    def _after_fork_in_child(self) -> None:
+        # The exporter thread does not survive fork, and the parent's lock, pending spans and
+        # pooled connections are the parent's: start afresh.
+        self._cond = threading.Condition()
+        self._pending = deque()
+        self._busy = False
+        if self._own_exporter:
+            try:
+                self._exporter = self.destination.make_exporter()
+            except Exception as exc:  # pragma: no cover - it worked in the parent
+                self._warn_once("fork", "llmobs: the %s exporter could not be rebuilt after fork: %s", self.name, exc)
+        if not self._closed:
+            self._start_thread()
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"llmobs-otlp-{self.name}", daemon=True)
+        self._thread.start()
 
     # -- the exporter thread -------------------------------------------------------------------
 
@@ -221,6 +259,18 @@ class OTLPSink(Sink):
 
     def __repr__(self) -> str:
         return f"OTLPSink({self.destination.describe()})"
+
+
+_live_sinks: weakref.WeakSet[OTLPSink] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for sink in list(_live_sinks):
+        sink._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def otlp(
