@@ -74,7 +74,7 @@ def traces(db: Path | None, limit: int, since: int | None, as_json: bool) -> Non
         return
     console = make_console()
     if not rows:
-        console.print("no traces yet: run your app with llmobs, or `make demo`")
+        console.print("no traces yet: run your app with llmobs, or `llmobs demo`")
         return
     table = Table(box=None, header_style="bold")
     for column, justify in (

@@ -309,3 +309,55 @@ def test_worker_processes_decode_and_store(isolated_llmobs: Path) -> None:
     finally:
         rec.stop()
         ingestor.close()
+
+
+def _fake_gpt_class():
+    from typing import Any
+
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    class FakeGPT(GenericFakeChatModel):
+        model_name: str = "gpt-4o-mini"
+
+        @property
+        def _identifying_params(self) -> dict[str, Any]:
+            return {"model_name": self.model_name}
+
+    return FakeGPT
+
+
+@pytest.mark.parametrize("instrumentation", ["openinference", "openllmetry"])
+def test_other_instrumentations_show_model_and_tokens(
+    receiver: HTTPReceiver, isolated_llmobs: Path, instrumentation: str
+) -> None:
+    """Another instrumentation's LangChain spans, exported by the SDK to the receiver."""
+    pytest.importorskip("langchain_core")
+    from langchain_core.messages import AIMessage
+
+    if instrumentation == "openinference":
+        module = pytest.importorskip("openinference.instrumentation.langchain")
+        instrumentor = module.LangChainInstrumentor()
+    else:
+        module = pytest.importorskip("opentelemetry.instrumentation.langchain")
+        instrumentor = module.LangchainInstrumentor()
+    provider = TracerProvider(resource=Resource.create({"service.name": f"{instrumentation}-app"}))
+    exporter = OTLPSpanExporter(endpoint=receiver.address, compression=Compression.Gzip)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        usage = {"input_tokens": 120, "output_tokens": 30, "total_tokens": 150}
+        message = AIMessage(content="hi there", usage_metadata=usage, response_metadata={"model_name": "gpt-4o-mini"})
+        _fake_gpt_class()(messages=iter([message])).invoke("hello")
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+    [span] = [s for s in stored(isolated_llmobs) if s.kind is SpanKind.LLM]
+    assert (span.service, span.framework) == (f"{instrumentation}-app", "otlp")
+    assert (span.usage.input_tokens, span.usage.output_tokens) == (120, 30)
+    if instrumentation == "openinference":
+        assert span.model == "gpt-4o-mini"
+        expected = calc_price(GPUsage(input_tokens=120, output_tokens=30), "gpt-4o-mini", provider_id="openai")
+        assert span.cost is not None and span.cost.total_usd == pytest.approx(float(expected.total_price), rel=1e-12)
+    else:
+        # OpenLLMetry records no model for a fake chat model ("unknown"): unpriced, never $0.
+        assert span.model == "unknown" and span.cost is None
