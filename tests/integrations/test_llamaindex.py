@@ -411,6 +411,7 @@ def test_handler_faults_are_logged_once_and_never_raise(
         raise RuntimeError("broken tracer")
 
     monkeypatch.setattr(handlers, "_warned", set())
+    monkeypatch.setattr(handlers, "faults", {})
     monkeypatch.setattr(handlers, "get_tracer", broken)
     with caplog.at_level("WARNING", logger="llmobs"):
         assert str(query_engine(index).query("Where is Paris?")) == "text text text text"
@@ -421,6 +422,8 @@ def test_handler_faults_are_logged_once_and_never_raise(
     ]
     assert recorder.spans() == []
     assert _recorder().open == {}
+    # 8 per query: with no parent recorded, nested same-object calls (complete in predict, ...) try too
+    assert li.fault_counts() == {"span enter": 16}
 
 
 # -- rerankers, other frameworks, the example -------------------------------------------------
@@ -658,3 +661,20 @@ async def test_agent_workflow_handoff_is_a_handoff_span(recorder: Recorder, inst
     assert span.input == {"to_agent": "weather_agent", "reason": "weather"}
     runs = sorted((s for s in recorder.spans() if s.name == step + "run_agent_step"), key=lambda s: s.start_ns)
     assert [s.agent for s in runs] == [{"name": "triage"}, {"name": "weather_agent"}, {"name": "weather_agent"}]
+
+
+def test_predict_and_call_is_a_chain_around_the_llm_and_the_tool(recorder: Recorder, instrumented: None) -> None:
+    """Same object, different kinds: the llm call is not folded into predict_and_call."""
+    llm = MockFunctionCallingLLM()
+    output = llm.predict_and_call([FunctionTool.from_defaults(get_weather)], user_msg="Weather?")
+    assert "missing 1 required positional argument" in str(output)
+    assert recorder.tree() == [
+        (
+            "chain",
+            "MockFunctionCallingLLM.predict_and_call",
+            [("llm", "chat MockFunctionCallingLLM", []), ("tool", "execute_tool get_weather", [])],
+        )
+    ]
+    tool = recorder.by_name("execute_tool get_weather")
+    assert tool.status.value == "error" and tool.error is not None and tool.error.type == "TypeError"
+    assert recorder.by_name("MockFunctionCallingLLM.predict_and_call").status.value == "ok"

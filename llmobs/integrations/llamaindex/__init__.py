@@ -13,9 +13,19 @@ from __future__ import annotations
 
 import threading
 
+from llmobs.integrations.llamaindex import handlers
 from llmobs.integrations.llamaindex.handlers import FRAMEWORK, EventHandler, Recorder, SpanHandler
 
-__all__ = ["FRAMEWORK", "instrument", "is_instrumented", "uninstrument"]
+__all__ = [
+    "FRAMEWORK",
+    "EventHandler",
+    "Recorder",
+    "SpanHandler",
+    "fault_counts",
+    "instrument",
+    "is_instrumented",
+    "uninstrument",
+]
 
 _lock = threading.Lock()
 
@@ -50,6 +60,11 @@ def is_instrumented() -> bool:
 
     dispatcher = get_dispatcher()
     return any(_ours(h) for h in dispatcher.span_handlers) or any(_ours(h) for h in dispatcher.event_handlers)
+
+
+def fault_counts() -> dict[str, int]:
+    """How often our handlers failed (and were silenced), per place: `span enter`, `event`, ..."""
+    return dict(handlers.faults)
 
 
 def _ours(handler: object) -> bool:

@@ -309,9 +309,12 @@ class Recorder:
 # -- the dispatcher's handler classes --------------------------------------------------------
 
 _warned: set[str] = set()
+#: Faults in our handlers, per place (see `fault_counts`).
+faults: dict[str, int] = {}
 
 
 def _log_once(where: str, exc: BaseException) -> None:
+    faults[where] = faults.get(where, 0) + 1
     if where not in _warned:
         _warned.add(where)
         logger.warning("llmobs: LlamaIndex %s handler failed: %r (further failures here are not logged)", where, exc)
