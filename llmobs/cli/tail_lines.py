@@ -73,7 +73,7 @@ class TreePlacer:
         if state is None:
             return
         for span_id, key in state.key_of.items():
-            depth = state.depth.get(span_id)
+            depth = _exact_depth(state.parent_of, span_id)
             if depth is None:
                 continue
             self._learned[key] = depth
@@ -128,20 +128,32 @@ class TreePlacer:
         return state.depth[span_id]
 
 
+def _exact_depth(parent_of: dict[str, str | None], span_id: str) -> int | None:
+    """Depth by walking parents that have all been seen; None if the chain breaks or loops."""
+    depth = 0
+    current = parent_of.get(span_id)
+    while current is not None:
+        if current not in parent_of or depth > len(parent_of):
+            return None
+        depth += 1
+        current = parent_of[current]
+    return depth
+
+
 @dataclass(slots=True)
 class LineLayout:
     """Column widths. Names and models are cut to fit a terminal (`truncate`), never when piped;
     on narrow terminals the model column (often in the name already) and then TTFT go first."""
 
-    name_width: int = 28
+    name_width: int = 32
     model_width: int = 18  # 0 hides the column
     show_ttft: bool = True
     truncate: bool = False
     compact: bool = False  # seconds-only time, no trace column, narrower tokens
 
-    # time 13, trace 9, two indent levels 4, kind 10, name gap 2, tokens 23, cost 11, duration 9, "ok" 2
-    _FIXED = 83
-    _FIXED_COMPACT = 83 - 4 - 9 - 3
+    # time 13, trace 9, two indent levels 4, kind 10, name gap 2, tokens 26, cost 11, duration 9, "ok" 2
+    _FIXED = 86
+    _FIXED_COMPACT = 86 - 4 - 9 - 6
     _TTFT = 12
 
     @classmethod
@@ -184,7 +196,7 @@ def span_line(span: Span, depth: int, layout: LineLayout) -> Text:
     if layout.model_width:
         line.append(_fit(span.model or "", layout.model_width, layout.truncate) + " ", style="magenta")
     tokens = f"{usage_text(span)} tok" if span.usage is not None else ""
-    line.append(f"{tokens:<{19 if layout.compact else 22}} ", style="cyan")
+    line.append(f"{tokens:<{19 if layout.compact else 25}} ", style="cyan")
     if span.cost is not None:
         line.append(f"{fmt_cost(span.cost.total_usd):>10} ", style="green")
     elif span.usage is not None and span.kind in MODEL_KINDS:

@@ -278,3 +278,16 @@ def test_demo_loop_keeps_recording_until_ctrl_c(isolated_llmobs: Path) -> None:
     conn = store.connect(isolated_llmobs, readonly=True)
     assert len(store.recent_traces(conn, limit=100)) >= 4
     conn.close()
+
+
+def test_tree_placer_learns_exact_depths_not_its_guesses() -> None:
+    placer = TreePlacer()
+    trace = "w" * 32
+    # Spans arrive one per batch, deepest first: the first guesses are one level under an unseen parent.
+    assert placer.place_batch([_s("leaf", "mid", trace)]) == [1]
+    assert placer.place_batch([_s("mid", "top", trace)]) == [1]
+    assert placer.place_batch([_s("top", None, trace)]) == [0]
+    placer.finish_trace(trace)
+    again = "x" * 32
+    assert placer.place_batch([_s("leaf2", "mid2", again, name="leaf")]) == [2]
+    assert placer.place_batch([_s("mid2", "top2", again, name="mid")]) == [1]
