@@ -201,7 +201,7 @@ def main() -> int:
     requests, samples = (20, 60) if args.quick else (500, 400)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        modes = sorted({0, default_workers() if args.workers is None else args.workers})
+        modes = sorted({0, default_workers() if args.workers is None else args.workers, *([2] if args.quick else [])})
         ingests = {w: bench_ingest(requests, args.connections, w, workdir) for w in modes}
         delay = bench_delay(samples, workdir)
     for workers, ingest in ingests.items():

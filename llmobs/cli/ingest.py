@@ -31,9 +31,13 @@ MAX_WORKERS = 4
 
 
 def default_workers() -> int:
-    """One worker process per core, up to MAX_WORKERS; none on a single core."""
+    """Worker processes for `tail --otlp`: one per core beyond the receiver's own, up to MAX_WORKERS.
+
+    Below 4 cores none: the receiver process, `tail` and the sending app already share them, and
+    measured on 2 cores the pool was no faster than decoding in the receiver.
+    """
     cores = os.cpu_count() or 1
-    return 0 if cores < 2 else min(MAX_WORKERS, cores)
+    return 0 if cores < 4 else min(MAX_WORKERS, cores - 1)
 
 
 @dataclass(slots=True)
