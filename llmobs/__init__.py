@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from llmobs.core import runtime as _runtime
-from llmobs.core.model import Cost, ErrorInfo, Span, SpanKind, Status, Usage
+from llmobs.core.evaluation import Evaluator
+from llmobs.core.model import Cost, ErrorInfo, Evaluation, Span, SpanKind, Status, Usage
 from llmobs.core.pricing import PriceOverride
 from llmobs.core.sinks import ConsoleSink, MemorySink, Sink, SQLiteSink
 from llmobs.core.tracer import current_span
@@ -54,6 +55,9 @@ def configure(
     max_in_flight: int | None = None,
     in_flight_ttl: float | None = None,
     flush_on_sigterm: bool | None = None,
+    evaluators: Sequence[Evaluator] | None = None,
+    eval_sample_rate: float | None = None,
+    eval_seed: int | None = None,
 ) -> None:
     """Set up llmobs. Every argument is optional; the environment supplies the defaults.
 
@@ -82,10 +86,17 @@ def configure(
         in_flight_ttl: seconds after which a span that never ended is evicted (default 3600).
         flush_on_sigterm: when SIGTERM has its default action, flush queued spans before the
             process dies of it (default on; `LLMOBS_FLUSH_ON_SIGTERM=false` turns it off).
+        evaluators: online evaluation: `Evaluator`s (see `llmobs.evaluators`) run on their own
+            threads over a deterministic sample of finished `llm` spans and trace roots; their
+            verdicts are written in the span's `evaluations`.
+        eval_sample_rate: fraction of traces evaluated, decided per trace (default 0.1, or
+            `LLMOBS_EVAL_SAMPLE_RATE`).
+        eval_seed: seed of that sample: the same seed picks the same traces (default 0).
 
     Raises:
         ValueError: an unknown sink name, a sample rate outside [0, 1], a malformed price
             override or `LLMOBS_PRICES` file.
+        TypeError: an evaluator that is not an `Evaluator`.
     """
     _runtime.configure(
         service_name=service_name,
@@ -106,6 +117,9 @@ def configure(
         max_in_flight=max_in_flight,
         in_flight_ttl=in_flight_ttl,
         flush_on_sigterm=flush_on_sigterm,
+        evaluators=evaluators,
+        eval_sample_rate=eval_sample_rate,
+        eval_seed=eval_seed,
     )
 
 
@@ -129,7 +143,8 @@ def health() -> dict[str, Any]:
 
     Keys: `queued` (waiting for the pipeline), `exported` (written to every sink), `dropped`
     (queue full), `unpriced` (model spans with usage but no known price), `evicted` (spans that
-    never ended), `in_flight`, `sink_errors`, and per-sink `sinks`.
+    never ended), `in_flight`, `sink_errors`, per-sink `sinks`, and `evaluation` (None without
+    evaluators, else `sampled`, `evaluated`, `results`, `errors`, `timeouts`, `pending`, ...).
     """
     runtime = _runtime.get_runtime()
     snapshot = runtime.pipeline.health()
@@ -142,6 +157,8 @@ __all__ = [
     "ConsoleSink",
     "Cost",
     "ErrorInfo",
+    "Evaluation",
+    "Evaluator",
     "MemorySink",
     "PriceOverride",
     "SQLiteSink",

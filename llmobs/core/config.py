@@ -35,6 +35,12 @@ LLMOBS_DISABLED = "LLMOBS_DISABLED"
 LLMOBS_FLUSH_ON_SIGTERM = "LLMOBS_FLUSH_ON_SIGTERM"
 """`true` (default): on SIGTERM, when the app has no handler of its own, flush queued spans first."""
 
+LLMOBS_EVAL_SAMPLE_RATE = "LLMOBS_EVAL_SAMPLE_RATE"
+"""Fraction of traces whose root and `llm` spans the configured evaluators judge, 0.0 to 1.0. Default 0.1."""
+
+LLMOBS_EVAL_SEED = "LLMOBS_EVAL_SEED"
+"""Integer seed of the deterministic evaluation sample (which traces are judged). Default 0."""
+
 OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
 """The OpenTelemetry service name, used when `LLMOBS_SERVICE_NAME` is not set."""
 
@@ -49,6 +55,7 @@ DEFAULT_FLUSH_INTERVAL_S = 0.05
 DEFAULT_MAX_IN_FLIGHT = 10_000
 DEFAULT_IN_FLIGHT_TTL_S = 3600.0
 DEFAULT_MAX_STORED_SPANS = 1_000_000
+DEFAULT_EVAL_SAMPLE_RATE = 0.1
 
 _FALSE = {"0", "false", "no", "off"}
 _TRUE = {"1", "true", "yes", "on"}
@@ -117,6 +124,8 @@ class Settings:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     in_flight_ttl_s: float = DEFAULT_IN_FLIGHT_TTL_S
     flush_on_sigterm: bool = True
+    eval_sample_rate: float = DEFAULT_EVAL_SAMPLE_RATE
+    eval_seed: int = 0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -128,4 +137,6 @@ class Settings:
             capture_content=default_capture_content(),
             max_content_chars=max(1, chars),
             flush_on_sigterm=env_flag(LLMOBS_FLUSH_ON_SIGTERM, True),
+            eval_sample_rate=min(1.0, max(0.0, _env_float(LLMOBS_EVAL_SAMPLE_RATE, DEFAULT_EVAL_SAMPLE_RATE))),
+            eval_seed=int(_env_float(LLMOBS_EVAL_SEED, 0)),
         )

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Sequence
@@ -23,11 +24,15 @@ from typing import Any
 
 from llmobs.core.config import Settings
 from llmobs.core.content import ContentPolicy
-from llmobs.core.model import MODEL_KINDS, Span
+from llmobs.core.evaluation import Evaluator
+from llmobs.core.evaluation_worker import EvaluationWorker
+from llmobs.core.model import MODEL_KINDS, Span, SpanKind
 from llmobs.core.pricing import Pricer
 from llmobs.core.sinks.base import Sink
 
 logger = logging.getLogger("llmobs")
+
+_EVALUATOR = SpanKind.EVALUATOR
 
 
 class _FlushMarker:
@@ -85,8 +90,16 @@ class Pipeline:
         self._stopping = False
         self._closed = False
         self._thread: threading.Thread | None = None
+        # Online evaluation (optional): sampled spans wait there and come back in `_evaluated`.
+        self.evaluation: EvaluationWorker | None = None
+        self._evaluated: deque[Span] = deque()
         self._start_worker()
         _live_pipelines.add(self)
+
+    def start_evaluation(self, evaluators: Sequence[Evaluator], sample_rate: float, seed: int = 0) -> None:
+        """Evaluate a deterministic sample of finished `llm` spans and trace roots (see core/evaluation.py)."""
+        if evaluators:
+            self.evaluation = EvaluationWorker(evaluators, sample_rate, seed, self._evaluated.append, self.submit)
 
     # -- the application's side ----------------------------------------------------------------
 
@@ -103,7 +116,22 @@ class Pipeline:
             self._wake.set()
 
     def flush(self, timeout: float | None = 5.0) -> bool:
-        """Wait until every span submitted so far is written to every sink. False on timeout."""
+        """Wait until every span submitted so far is written to every sink. False on timeout.
+
+        With online evaluation, that includes the spans held for evaluation and the evaluator
+        spans their evaluation recorded.
+        """
+        evaluation = self.evaluation
+        if evaluation is None:
+            return self._flush_queue(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def remaining() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        return self._flush_queue(timeout) and evaluation.wait_idle(remaining()) and self._flush_queue(remaining())
+
+    def _flush_queue(self, timeout: float | None) -> bool:
         marker = _FlushMarker()
         self._queue.append(marker)
         thread = self._thread
@@ -120,6 +148,9 @@ class Pipeline:
             return True
         ok = self.flush(timeout)
         self._closed = True
+        if self.evaluation is not None:
+            # Spans still waiting for evaluation are written without it rather than lost.
+            self._evaluated.extend(self.evaluation.stop(timeout))
         self._stopping = True
         self._wake.set()
         thread = self._thread
@@ -137,7 +168,9 @@ class Pipeline:
     def health(self) -> dict[str, Any]:
         """A snapshot of the counters: queued, exported, dropped, unpriced, sink errors, ..."""
         c = self.counters
+        evaluation = self.evaluation
         return {
+            "evaluation": evaluation.health() if evaluation is not None else None,
             "queued": len(self._queue),
             "processed": c.processed,
             "exported": min((h.written for h in c.sinks.values()), default=c.processed),
@@ -166,11 +199,13 @@ class Pipeline:
                 self._drain()
             except Exception as exc:  # pragma: no cover - _drain guards each step
                 self._warn_once("worker", "llmobs: pipeline error: %r", exc)
-            if self._stopping and not self._queue:
+            if self._stopping and not self._queue and not self._evaluated:
                 return
 
     def _drain(self) -> None:
         with self._drain_lock:
+            if self._evaluated:
+                self._write_evaluated()
             queue = self._queue
             batch: list[Span] = []
             limit = self._wake_at
@@ -179,6 +214,8 @@ class Pipeline:
                 if type(item) is _FlushMarker:
                     self._write(batch)
                     batch = []
+                    if self._evaluated:
+                        self._write_evaluated()
                     self._flush_sinks()
                     item.done.set()
                     continue
@@ -193,6 +230,24 @@ class Pipeline:
         if not batch:
             return
         ready = [span for span in batch if self._prepare(span)]
+        evaluation = self.evaluation
+        if evaluation is not None:
+            # Sampled spans are held by the evaluation worker and come back through `_evaluated`.
+            offer = evaluation.offer
+            ready = [span for span in ready if not offer(span)]
+        self._emit(ready)
+
+    def _write_evaluated(self) -> None:
+        """Write the spans evaluation has finished with (already prepared)."""
+        evaluated = self._evaluated
+        ready: list[Span] = []
+        while evaluated:
+            ready.append(evaluated.popleft())
+        self._emit(ready)
+
+    def _emit(self, ready: list[Span]) -> None:
+        if not ready:
+            return
         counters = self.counters
         counters.processed += len(ready)
         for key, sink in zip(self._sink_keys, self.sinks, strict=True):
@@ -219,7 +274,8 @@ class Pipeline:
                     self._warn_once(
                         f"deferred:{span.framework}", "llmobs: %s payload not understood: %r", span.framework, exc
                     )
-            if span.cost is None and span.usage is not None and span.kind in MODEL_KINDS:
+            # Evaluator spans (an LLM judge's calls) are priced too; MODEL_KINDS keeps them out of totals.
+            if span.cost is None and span.usage is not None and (span.kind in MODEL_KINDS or span.kind is _EVALUATOR):
                 span.cost = self.pricer.price(
                     span.model, span.usage, span.provider, response_model=span.response_model, at_ns=span.start_ns
                 )
@@ -254,6 +310,9 @@ class Pipeline:
         self._wake = threading.Event()
         self._drain_lock = threading.RLock()
         self._count_lock = threading.Lock()
+        self._evaluated = deque()
+        if self.evaluation is not None:
+            self.evaluation = self.evaluation.restarted(self._evaluated.append, self.submit)
         if not self._closed:
             self._start_worker()
 

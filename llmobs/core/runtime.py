@@ -17,6 +17,7 @@ from typing import Any
 
 from llmobs.core.config import Settings
 from llmobs.core.content import ContentPolicy
+from llmobs.core.evaluation import Evaluator
 from llmobs.core.pipeline import Pipeline, install_sigterm_flush
 from llmobs.core.pricing import PriceOverride, Pricer
 from llmobs.core.sinks import ConsoleSink, MemorySink, Sink, SQLiteSink
@@ -131,6 +132,9 @@ def configure(
     max_in_flight: int | None = None,
     in_flight_ttl: float | None = None,
     flush_on_sigterm: bool | None = None,
+    evaluators: Sequence[Evaluator] | None = None,
+    eval_sample_rate: float | None = None,
+    eval_seed: int | None = None,
     _ignore_env: bool = False,
 ) -> Runtime:
     """Build (or rebuild) the runtime. See `llmobs.configure` for the arguments."""
@@ -160,6 +164,15 @@ def configure(
         settings.in_flight_ttl_s = max(0.001, float(in_flight_ttl))
     if flush_on_sigterm is not None:
         settings.flush_on_sigterm = flush_on_sigterm
+    if eval_sample_rate is not None:
+        if not 0.0 <= eval_sample_rate <= 1.0:
+            raise ValueError(f"eval_sample_rate must be between 0 and 1, got {eval_sample_rate}")
+        settings.eval_sample_rate = float(eval_sample_rate)
+    if eval_seed is not None:
+        settings.eval_seed = int(eval_seed)
+    for evaluator in evaluators or ():
+        if not isinstance(evaluator, Evaluator):
+            raise TypeError(f"evaluators must be llmobs Evaluator instances, got {type(evaluator).__name__}")
 
     if sinks is None:
         env_sinks = "" if _ignore_env else os.environ.get(LLMOBS_SINKS, "")
@@ -182,6 +195,8 @@ def configure(
     with _lock:
         old = _runtime
         pipeline = Pipeline(built, settings, pricer, policy)
+        if evaluators:
+            pipeline.start_evaluation(evaluators, settings.eval_sample_rate, settings.eval_seed)
         if old is None:
             tracer = Tracer(pipeline.submit, settings)
         else:
