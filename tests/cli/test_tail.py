@@ -291,3 +291,10 @@ def test_tree_placer_learns_exact_depths_not_its_guesses() -> None:
     again = "x" * 32
     assert placer.place_batch([_s("leaf2", "mid2", again, name="leaf")]) == [2]
     assert placer.place_batch([_s("mid2", "top2", again, name="mid")]) == [1]
+
+
+def test_tail_creates_a_missing_store(run_cli, tmp_path: Path) -> None:
+    db = tmp_path / "sub" / "new.db"
+    result = run_cli("tail", "--no-follow", "--db", str(db))
+    assert result.exit_code == 0 and result.stdout == ""
+    assert db.exists()
