@@ -135,9 +135,11 @@ def demo(db: Path | None, loop: bool, interval: float, builtin: bool) -> None:
         os.environ[LLMOBS_DB] = str(Path(db).expanduser())
     console = make_console()
     llmobs.configure(service_name=SERVICE)
-    llmobs.instrument()
     folder = None if builtin else examples_dir()
-    runs: list[tuple[str, Callable[[], list[str]]]] = _load_examples(folder) if folder is not None else []
+    runs: list[tuple[str, Callable[[], list[str]]]] = []
+    if folder is not None:
+        llmobs.instrument()  # the framework examples need it; the built-in scenario does not
+        runs = _load_examples(folder)
     if not runs:
         runs = [("manual_spans (built-in)", builtin_scenario)]
     rounds = 0
