@@ -324,8 +324,10 @@ def message_dict(message: Any) -> Any:
     """A chat message as `{"role", "content", ...}` with tool calls and ids where present."""
     # Read the pydantic fields straight from __dict__: getattr() of a field a message class does
     # not have goes through pydantic's slow __getattr__ and an AttributeError.
-    fields = getattr(message, "__dict__", None)
-    kind = fields.get("type") if fields else None
+    fields: dict[str, Any] | None = getattr(message, "__dict__", None)
+    if not fields:
+        return message
+    kind = fields.get("type")
     if kind is None:
         return message
     role = _ROLES.get(kind) or fields.get("role") or kind
