@@ -947,3 +947,15 @@ def test_memory_is_flat_over_5000_runs() -> None:
     # Retaining anything per span (a Span, a closure, an SDK span) costs several blocks per run;
     # the SDK's own bounded trace-id cache accounts for about 2 blocks a run until it is full.
     assert growth / 4700 < 3, f"{growth} memory blocks retained over 4700 runs"
+
+
+def test_instrument_reuses_a_processor_the_user_registered(recorder: Recorder) -> None:
+    from agents.tracing import add_trace_processor
+
+    set_trace_processors([])
+    mine = TracingProcessor()
+    add_trace_processor(mine)
+    assert instrument() is mine
+    assert openai_agents._registered_processors() == [mine]
+    run(weather_agent())
+    assert recorder.tree() == WEATHER_TREE  # one set of spans, not two

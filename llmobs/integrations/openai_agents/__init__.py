@@ -58,10 +58,12 @@ def instrument(replace: bool = False) -> TracingProcessor | None:
         from agents.tracing import add_trace_processor, set_trace_processors
 
         with _lock:
-            if _processor is None:
-                _processor = TracingProcessor()
-            processor = _processor
             current = _registered_processors()
+            if _processor is None:
+                # A TracingProcessor the user registered themselves is reused, never doubled.
+                mine = [p for p in current if isinstance(p, TracingProcessor)]
+                _processor = mine[0] if mine else TracingProcessor()
+            processor = _processor
             if replace:
                 if _mode != "replace":
                     _replaced[:] = [p for p in current if p is not processor]

@@ -1,0 +1,399 @@
+"""Per-run overhead of llmobs' Agents SDK `TracingProcessor` against OpenInference's.
+
+    python bench/openai_agents_overhead.py            # full: 1,000 runs per block, 5 rounds
+    python bench/openai_agents_overhead.py --quick    # a smoke run: small counts, 2 rounds
+
+Every configuration runs in its own subprocess (a fresh interpreter: the SDK's processor list
+and OpenInference's instrumentor are process-wide), configurations alternate order from round
+to round, and the table shows medians over rounds of the per-run overhead against "no extra
+processor" measured in the same round. Two figures per cell:
+
+- wall: the application's per-run latency (the timed loop only);
+- cpu: total process CPU per run (`time.process_time`, every thread), measured after flushing,
+  so background export, pricing and SQLite writes are included.
+
+Configurations (the SDK's tracing stays on in all of them; its OpenAI exporter is never used):
+
+- `none`: no processor at all (`set_trace_processors([])`), the baseline;
+- `noop`: a `TracingProcessor` whose methods do nothing (the floor);
+- `llmobs`: `llmobs.integrations.openai_agents.instrument(replace=True)` with the default local
+  SQLite store (in a temporary `LLMOBS_DB`);
+- `openinference`: openinference-instrumentation-openai-agents exporting through a
+  BatchSpanProcessor to an in-memory OTel exporter.
+
+Variants: `simple` (one model call), `tool` (a model call asking for a tool, the tool, a final
+model call), `handoff` (triage → specialist with a tool: 3 model calls), `stream` (the tool run
+through `Runner.run_streamed`). The model is an offline `Model` that opens `response_span` and
+returns real `openai` Response objects with usage, like the SDK's `OpenAIResponsesModel`.
+
+Goal (issue 5): llmobs' overhead at most 1/3 of OpenInference's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+CONFIGS = ["none", "noop", "llmobs", "openinference"]
+VARIANTS = ["simple", "tool", "handoff", "stream"]
+LABELS = {
+    "noop": "no-op TracingProcessor (the floor)",
+    "llmobs": "llmobs TracingProcessor (SQLite store on)",
+    "openinference": "OpenInference (batch processor, in-memory exporter)",
+}
+
+
+# -- the workloads (run inside a worker) -------------------------------------------------------
+
+
+def build_workloads() -> dict[str, Callable[[], Any]]:
+    """One coroutine factory per variant; each call is one agent run."""
+    from agents import Agent, ModelResponse, Runner, function_tool
+    from agents import Usage as AgentsUsage
+    from agents.models.interface import Model
+    from agents.tracing import response_span
+    from agents.usage import model_usage_to_span_usage
+    from openai.types.responses import (
+        Response,
+        ResponseCompletedEvent,
+        ResponseCreatedEvent,
+        ResponseFunctionToolCall,
+        ResponseOutputMessage,
+        ResponseOutputText,
+        ResponseTextDeltaEvent,
+        ResponseUsage,
+    )
+    from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
+
+    ids = itertools.count(1)
+    input_details = InputTokensDetails(cached_tokens=1000, cache_write_tokens=0)
+    output_details = OutputTokensDetails(reasoning_tokens=120)
+
+    def say(text: str) -> ResponseOutputMessage:
+        return ResponseOutputMessage(
+            id=f"msg_{next(ids)}",
+            type="message",
+            role="assistant",
+            status="completed",
+            content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
+        )
+
+    def call(name: str, arguments: dict[str, Any]) -> ResponseFunctionToolCall:
+        n = next(ids)
+        return ResponseFunctionToolCall(
+            id=f"fc_{n}", call_id=f"call_{n}", type="function_call", name=name, arguments=json.dumps(arguments)
+        )
+
+    def answer(output: list[Any]) -> tuple[Response, AgentsUsage]:
+        response = Response(
+            id=f"resp_{next(ids)}",
+            created_at=time.time(),
+            model="gpt-4o-mini",
+            object="response",
+            output=output,
+            parallel_tool_calls=True,
+            tool_choice="auto",
+            tools=[],
+            usage=ResponseUsage(
+                input_tokens=1200,
+                output_tokens=300,
+                total_tokens=1500,
+                input_tokens_details=input_details,
+                output_tokens_details=output_details,
+            ),
+        )
+        usage = AgentsUsage(
+            requests=1,
+            input_tokens=1200,
+            output_tokens=300,
+            total_tokens=1500,
+            input_tokens_details=input_details,
+            output_tokens_details=output_details,
+        )
+        return response, usage
+
+    class ScriptedModel(Model):
+        def __init__(self) -> None:
+            self.script: list[list[Any]] = []
+
+        async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kw: Any) -> ModelResponse:
+            tracing = args[4] if len(args) > 4 else kw["tracing"]
+            response, usage = answer(self.script.pop(0))
+            with response_span(disabled=tracing.is_disabled()) as span:
+                span.span_data.usage = model_usage_to_span_usage(usage)
+                if tracing.include_data():
+                    span.span_data.response = response
+                    span.span_data.input = input
+            return ModelResponse(output=response.output, usage=usage, response_id=response.id)
+
+        async def stream_response(
+            self, system_instructions: Any, input: Any, *args: Any, **kw: Any
+        ) -> AsyncIterator[Any]:
+            tracing = args[4] if len(args) > 4 else kw["tracing"]
+            response, usage = answer(self.script.pop(0))
+            with response_span(disabled=tracing.is_disabled()) as span:
+                created = response.model_copy(update={"output": [], "usage": None})
+                yield ResponseCreatedEvent(response=created, sequence_number=0, type="response.created")
+                n = 1
+                for item in response.output:
+                    if isinstance(item, ResponseOutputMessage):
+                        for word in ("It", "is", "sunny."):
+                            yield ResponseTextDeltaEvent(
+                                content_index=0,
+                                delta=word,
+                                item_id=item.id,
+                                logprobs=[],
+                                output_index=0,
+                                sequence_number=n,
+                                type="response.output_text.delta",
+                            )
+                            n += 1
+                span.span_data.usage = model_usage_to_span_usage(usage)
+                if tracing.include_data():
+                    span.span_data.response = response
+                    span.span_data.input = input
+                yield ResponseCompletedEvent(response=response, sequence_number=n, type="response.completed")
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """Weather for a city."""
+        return f"sunny in {city}"
+
+    model = ScriptedModel()
+    simple_agent = Agent(name="Assistant", instructions="be brief", model=model)
+    tool_agent = Agent(name="Weather", instructions="be brief", model=model, tools=[get_weather])
+    specialist = Agent(name="Specialist", model=model, tools=[get_weather])
+    triage = Agent(name="Triage", model=model, handoffs=[specialist])
+
+    async def simple() -> Any:
+        model.script = [[say("It is sunny.")]]
+        return await Runner.run(simple_agent, "weather?")
+
+    async def tool() -> Any:
+        model.script = [[call("get_weather", {"city": "Paris"})], [say("It is sunny.")]]
+        return await Runner.run(tool_agent, "weather in Paris?")
+
+    async def handoff() -> Any:
+        model.script = [
+            [call("transfer_to_specialist", {})],
+            [call("get_weather", {"city": "Paris"})],
+            [say("It is sunny.")],
+        ]
+        return await Runner.run(triage, "weather in Paris?")
+
+    async def stream() -> Any:
+        model.script = [[call("get_weather", {"city": "Paris"})], [say("It is sunny.")]]
+        result = Runner.run_streamed(tool_agent, "weather in Paris?")
+        async for _ in result.stream_events():
+            pass
+        return result
+
+    return {"simple": simple, "tool": tool, "handoff": handoff, "stream": stream}
+
+
+def setup(config: str) -> tuple[Callable[[], None], Callable[[], int]]:
+    """Register the configuration's processor; return a flush and a count of spans recorded."""
+    from agents.tracing import TracingProcessor, set_trace_processors
+
+    set_trace_processors([])
+    if config == "none":
+        return lambda: None, lambda: 0
+    if config == "noop":
+
+        class NoOp(TracingProcessor):
+            def on_trace_start(self, trace: Any) -> None:
+                pass
+
+            def on_trace_end(self, trace: Any) -> None:
+                pass
+
+            def on_span_start(self, span: Any) -> None:
+                pass
+
+            def on_span_end(self, span: Any) -> None:
+                pass
+
+            def shutdown(self) -> None:
+                pass
+
+            def force_flush(self) -> None:
+                pass
+
+        set_trace_processors([NoOp()])
+        return lambda: None, lambda: 0
+    if config == "llmobs":
+        import llmobs
+        from llmobs.integrations.openai_agents import instrument
+
+        llmobs.configure(service_name="bench")
+        instrument(replace=True)
+
+        def llmobs_flush() -> None:
+            llmobs.flush(timeout=120)
+
+        return llmobs_flush, lambda: int(llmobs.health()["exported"])
+    if config == "openinference":
+        from openinference.instrumentation.openai_agents import OpenAIAgentsInstrumentor
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        OpenAIAgentsInstrumentor().instrument(tracer_provider=provider)
+
+        def otel_flush() -> None:
+            provider.force_flush(120_000)
+
+        return otel_flush, lambda: len(exporter.get_finished_spans())
+    raise SystemExit(f"unknown configuration {config!r}")
+
+
+def worker(config: str, variants: list[str], runs: int, warmup: int) -> dict[str, Any]:
+    flush, count = setup(config)
+    workloads = build_workloads()
+    loop = asyncio.new_event_loop()
+    out: dict[str, Any] = {}
+    try:
+        for variant in variants:
+            fn = workloads[variant]
+            for _ in range(warmup):
+                loop.run_until_complete(fn())
+            flush()
+            before = count()
+            gc.collect()
+            cpu0 = time.process_time()
+            t0 = time.perf_counter()
+            for _ in range(runs):
+                loop.run_until_complete(fn())
+            t1 = time.perf_counter()
+            flush()
+            cpu1 = time.process_time()
+            out[variant] = {
+                "wall_us": (t1 - t0) / runs * 1e6,
+                "cpu_us": (cpu1 - cpu0) / runs * 1e6,
+                "spans_per_run": (count() - before) / runs,
+            }
+    finally:
+        loop.close()
+    return out
+
+
+# -- the driver --------------------------------------------------------------------------------
+
+
+def run_worker(config: str, variants: list[str], runs: int, warmup: int) -> dict[str, Any]:
+    env = dict(os.environ)
+    env.pop("OPENAI_API_KEY", None)  # the SDK's exporter is never registered; belt and braces
+    env.pop("OPENAI_AGENTS_DISABLE_TRACING", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        env["LLMOBS_DB"] = os.path.join(tmp, "bench.db")
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                config,
+                "--variants",
+                ",".join(variants),
+                "--runs",
+                str(runs),
+                "--warmup",
+                str(warmup),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if proc.returncode != 0:
+        raise SystemExit(f"worker {config} failed:\n{proc.stderr[-4000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
+    parser.add_argument("--runs", type=int, help="agent runs per timed block (default 1000; quick 100)")
+    parser.add_argument("--rounds", type=int, help="rounds (default 5; quick 2)")
+    parser.add_argument("--warmup", type=int, help="untimed runs before each block (default 100; quick 20)")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated configurations")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants")
+    parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    runs = args.runs or (100 if args.quick else 1000)
+    warmup = args.warmup if args.warmup is not None else (20 if args.quick else 100)
+    if args.worker:
+        print(json.dumps(worker(args.worker, variants, runs, warmup)))
+        return 0
+
+    rounds = args.rounds or (2 if args.quick else 5)
+    configs = [c for c in args.configs.split(",") if c]
+    if "none" not in configs:
+        configs.insert(0, "none")
+    results: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+    for r in range(rounds):
+        order = configs[r % len(configs) :] + configs[: r % len(configs)]
+        if r % 2:
+            order.reverse()
+        for config in order:
+            results[config].append(run_worker(config, variants, runs, warmup))
+            print(f"round {r + 1}/{rounds}: {config} done", file=sys.stderr)
+
+    def overhead(config: str, variant: str, key: str) -> float:
+        return statistics.median(
+            results[config][i][variant][key] - results["none"][i][variant][key] for i in range(rounds)
+        )
+
+    base = {v: statistics.median(x[v]["wall_us"] for x in results["none"]) for v in variants}
+    base_cpu = {v: statistics.median(x[v]["cpu_us"] for x in results["none"]) for v in variants}
+    print(f"\n{runs} runs per block, {rounds} rounds, median overhead in µs per agent run (wall / total CPU)")
+    print(
+        "no extra processor = "
+        + " / ".join(f"{base[v]:.0f}" for v in variants)
+        + " µs wall, "
+        + " / ".join(f"{base_cpu[v]:.0f}" for v in variants)
+        + " µs CPU  ("
+        + ", ".join(variants)
+        + ")\n"
+    )
+    print("| configuration | " + " | ".join(variants) + " | spans/run |")
+    print("|---|" + "---|" * len(variants) + "---|")
+    for config in configs:
+        if config == "none":
+            continue
+        cells = [f"+{overhead(config, v, 'wall_us'):.0f} / +{overhead(config, v, 'cpu_us'):.0f}" for v in variants]
+        spans = "/".join(f"{results[config][-1][v]['spans_per_run']:.0f}" for v in variants)
+        print(f"| {LABELS.get(config, config)} | " + " | ".join(cells) + f" | {spans} |")
+
+    if "llmobs" in configs and "openinference" in configs:
+        print()
+        for v in variants:
+            ours, ours_cpu = overhead("llmobs", v, "wall_us"), overhead("llmobs", v, "cpu_us")
+            theirs, theirs_cpu = overhead("openinference", v, "wall_us"), overhead("openinference", v, "cpu_us")
+            verdict = "ok" if ours <= theirs / 3 else "MISS"
+            print(
+                f"goal {v}: llmobs +{ours:.0f} wall / +{ours_cpu:.0f} CPU vs OpenInference "
+                f"+{theirs:.0f} / +{theirs_cpu:.0f}; wall ≤ 1/3 ({theirs / 3:.0f}): {verdict}"
+            )
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
