@@ -77,3 +77,21 @@ def test_memory_is_flat_after_5000_queries(instrumented: None) -> None:
     # 4,500 queries recorded 22,500 spans (each holding several objects); what stays behind
     # must not scale with them.
     assert grown < 2_000, f"{grown} more live objects after 4,500 queries"
+
+
+def test_streams_never_consumed_do_not_grow_state_without_bound(
+    instrumented: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream nobody iterates never sends its End event; our span map stays capped."""
+    from llama_index.core.base.llms.types import ChatMessage
+
+    from llmobs.integrations.llamaindex import handlers
+
+    llmobs.configure(sinks=[CountingSink()], max_in_flight=50)
+    monkeypatch.setattr(handlers, "MAX_OPEN", 20)
+    llm = MockLLM()
+    pending = [llm.stream_chat([ChatMessage(role="user", content=f"q{i}")]) for i in range(100)]
+    recorder = _recorder()
+    assert 0 < len(recorder.open) <= 20
+    assert get_tracer().in_flight_count() <= 50
+    assert len(pending) == 100
