@@ -110,6 +110,31 @@ def test_langgraph_agent_async(recorder: Recorder) -> None:
     assert_weather_graph(recorder)
 
 
+@pytest.mark.filterwarnings("ignore::langchain_core._api.beta_decorator.LangChainBetaWarning")
+def test_langgraph_stream_events_v3(recorder: Recorder) -> None:
+    app = weather_graph(weather_model())
+    stream = app.stream_events(
+        {"messages": [HumanMessage("Weather in Paris?")]},
+        version="v3",
+        config={"callbacks": [CallbackHandler()], "configurable": {"thread_id": "thread-1"}},
+    )
+    for _ in stream:
+        pass
+    assert recorder.tree() == GRAPH_TREE
+    tool_span = recorder.by_name("execute_tool get_weather")
+    assert tool_span.tool == {"name": "get_weather", "call_id": "call-1"}
+    first, second = sorted(llm_spans(recorder.spans()), key=lambda s: s.start_ns)
+    # v3 gives v1 content blocks: the tool call is a block of the content as well.
+    assert first.output["tool_calls"] == [{"id": "call-1", "name": "get_weather", "arguments": {"city": "Paris"}}]
+    for llm in (first, second):
+        # Both calls streamed, the tool-call-only one too: each has a time to first chunk.
+        assert llm.ttft_ms is not None and 0 <= llm.ttft_ms <= llm.duration_ms
+        assert llm.usage == Usage(
+            input_tokens=1200, output_tokens=300, total_tokens=1500, cache_read_tokens=1000, reasoning_tokens=120
+        )
+        assert_priced(llm, "gpt-4o", "openai")
+
+
 def test_langgraph_interrupt_is_not_an_error(recorder: Recorder) -> None:
     class Approval(TypedDict):
         answer: str

@@ -301,7 +301,8 @@ class CallbackHandler(BaseCallbackHandler):
             if record is None:
                 return
             kind = event.get("event")
-            if kind == "content-block-delta":
+            if kind == "content-block-delta" or kind == "content-block-start":
+                # The first content block (text or a tool call) opens with the first chunk.
                 if not record.first_chunk_ns:
                     record.first_chunk_ns = _time_ns()
             elif kind == "message-finish":
