@@ -57,7 +57,7 @@ class Evaluator(ABC):
     returns an `Evaluation` (score in [0, 1], higher is better, or None; a label; an
     explanation), a bool (pass/fail), a number (the score), or None when the span is not
     something it judges (no result is recorded). Raising is allowed: it is recorded as an error
-    result. `applies_to` runs on the pipeline thread and must be cheap.
+    result. It must not modify the span. `applies_to` runs on the pipeline thread and must be cheap.
     """
 
     #: The result's name (`Evaluation.name`); defaults to the class name in snake case.

@@ -98,9 +98,13 @@ class _Runner:
                 item = self._inbox.popleft()
                 if item is None:
                     return
-                self._call(item)
-                self.busy = False
-                item.done.set()
+                try:
+                    self._call(item)
+                except BaseException as exc:  # this thread must outlive any evaluator (SystemExit included)
+                    item.result = error_result(self.name, f"{type(exc).__name__}: {exc}")
+                finally:
+                    self.busy = False
+                    item.done.set()
 
     def _call(self, job: _Job) -> None:
         set_context(job.ctx)
@@ -114,7 +118,10 @@ class _Runner:
             set_context(None)
         if job.ctx.calls:
             # Recorded even when the caller stopped waiting: the judge spent the tokens anyway.
-            self._on_calls(self.evaluator, job.ctx)
+            try:
+                self._on_calls(self.evaluator, job.ctx)
+            except Exception as exc:  # pragma: no cover - building a span does not fail
+                logger.warning("llmobs: could not record the model calls of evaluator %s: %r", self.name, exc)
 
 
 class EvaluationWorker:

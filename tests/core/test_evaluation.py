@@ -511,3 +511,21 @@ def test_cost_budget_on_a_root_sums_the_traces_model_spend() -> None:
     )
     assert verdict.score == pytest.approx(0.05 / 0.06)
     assert all(s.evaluations is None for s in sink.spans if s.kind is SpanKind.LLM)
+
+
+def test_an_evaluator_raising_system_exit_keeps_its_thread() -> None:
+    class Exits(Evaluator):
+        def evaluate(self, span: Span) -> float:
+            if span.name == "req 0":
+                raise SystemExit("bye")
+            return 1.0
+
+    sink = evaluation_recorder([Exits()])
+    for i in range(2):
+        submit(root(i))
+    assert llmobs.flush(timeout=10)
+    results = {s.name: s.evaluations for s in sink.spans}
+    assert results == {
+        "req 0": [Evaluation("exits", None, "error", "SystemExit: bye")],
+        "req 1": [Evaluation("exits", 1.0, None, None)],
+    }
