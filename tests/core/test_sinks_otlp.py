@@ -6,6 +6,7 @@ import base64
 import logging
 import os
 import socket
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -475,3 +476,15 @@ def test_a_forked_child_exports_its_own_spans(otlp_receiver: OTLPReceiver, isola
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert sorted(s.name for s in otlp_receiver.wait_for_spans(2)) == ["child work", "parent work"]
+
+
+def test_import_llmobs_does_not_import_the_otlp_exporter() -> None:
+    import subprocess
+
+    code = (
+        "import sys, llmobs; llmobs.configure(sinks=['sqlite']); "
+        "loaded = [m for m in sys.modules if m.startswith(('opentelemetry.exporter', 'llmobs.core.otlp', 'llmobs.core.sinks.otlp'))]; "
+        "print(loaded)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
