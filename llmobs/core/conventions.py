@@ -59,6 +59,7 @@ GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
 GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
 GEN_AI_DATA_SOURCE_ID: Final = "gen_ai.data_source.id"
 GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
 
@@ -250,6 +251,10 @@ KIND_BY_LANGFUSE_TYPE: Final[dict[str, SpanKind]] = {
 
 TRACELOOP_SPAN_KIND: Final = "traceloop.span.kind"
 LLM_REQUEST_TYPE: Final = "llm.request.type"
+TRACELOOP_ENTITY_INPUT: Final = "traceloop.entity.input"
+TRACELOOP_ENTITY_OUTPUT: Final = "traceloop.entity.output"
+GEN_AI_TASK_INPUT: Final = "gen_ai.task.input"  # OpenLLMetry's copy of the entity input
+GEN_AI_TASK_OUTPUT: Final = "gen_ai.task.output"
 
 KIND_BY_TRACELOOP_KIND: Final[dict[str, SpanKind]] = {
     "workflow": SpanKind.WORKFLOW,

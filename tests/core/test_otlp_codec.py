@@ -495,3 +495,47 @@ def test_empty_request_decodes_to_no_spans_and_gzip_bodies_are_accepted() -> Non
     assert decode_request(b"") == []
     body = spans_to_request([llm_span()]).SerializeToString()
     assert decode_request(gzip.compress(body)) == [llm_span()]
+
+
+def foreign(attributes: dict[str, Any], name: str = "x") -> Span:
+    """Decode a span that carries exactly `attributes` (none of ours)."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as pb_encode
+
+    [otel] = encode_spans([Span("1" * 32, "2" * 16, name, start_ns=T0, end_ns=T0 + 1)])
+    otel._attributes = attributes
+    otel._name = name
+    [span] = decode_request(pb_encode([otel]).SerializeToString())
+    return span
+
+
+def test_openllmetry_task_and_chat_spans_are_read() -> None:
+    task = foreign(
+        {
+            "traceloop.span.kind": "task",
+            "gen_ai.operation.name": "execute_task",  # not a GenAI operation: the next family decides
+            "traceloop.entity.input": '{"inputs": {"q": "weather?"}}',
+            "gen_ai.task.input": '{"inputs": {"q": "weather?"}}',
+            "traceloop.entity.output": '{"outputs": "sunny"}',
+            "traceloop.entity.name": "ChatPromptTemplate",
+        },
+        "execute_task ChatPromptTemplate",
+    )
+    assert (task.kind, task.input, task.output) == (SpanKind.CHAIN, {"inputs": {"q": "weather?"}}, {"outputs": "sunny"})
+    assert task.attributes == {"traceloop.span.kind": "task", "traceloop.entity.name": "ChatPromptTemplate"}
+    chat = foreign(
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": 25,
+            "gen_ai.usage.output_tokens": 7,
+            "gen_ai.usage.total_tokens": 32,
+            "gen_ai.system_instructions": '[{"type": "text", "content": "be brief"}]',
+            "gen_ai.input.messages": '[{"role": "user", "parts": [{"type": "text", "content": "weather?"}]}]',
+        }
+    )
+    assert chat.usage == Usage(input_tokens=25, output_tokens=7, total_tokens=32)
+    assert chat.input == [
+        {"role": "system", "parts": [{"type": "text", "content": "be brief"}]},
+        {"role": "user", "parts": [{"type": "text", "content": "weather?"}]},
+    ]
+    assert chat.attributes == {}

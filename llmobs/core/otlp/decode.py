@@ -394,7 +394,17 @@ def _decode_content(attrs: _Attributes, ours: bool) -> tuple[Any, Any]:
     lf_out = _maybe_json(attrs.first(c.LANGFUSE_OUTPUT))
     if ours:
         return generic_in, generic_out
-    return _first_not_none(genai_in, oi_in, generic_in, lf_in), _first_not_none(genai_out, oi_out, generic_out, lf_out)
+    instructions = _maybe_json(attrs.first(c.GEN_AI_SYSTEM_INSTRUCTIONS))
+    if isinstance(genai_in, list) and isinstance(instructions, list):
+        # GenAI keeps the system prompt apart from the messages; show it first, as chat APIs do.
+        genai_in = [{"role": "system", "parts": instructions}, *genai_in]
+    # OpenLLMetry's task and workflow spans carry their content under its own keys.
+    tl_in = _maybe_json(attrs.first(c.TRACELOOP_ENTITY_INPUT, c.GEN_AI_TASK_INPUT))
+    tl_out = _maybe_json(attrs.first(c.TRACELOOP_ENTITY_OUTPUT, c.GEN_AI_TASK_OUTPUT))
+    return (
+        _first_not_none(genai_in, oi_in, generic_in, lf_in, tl_in),
+        _first_not_none(genai_out, oi_out, generic_out, lf_out, tl_out),
+    )
 
 
 def _flattened_messages(flat: dict[str, Any]) -> list[dict[str, Any]] | None:
