@@ -12,12 +12,18 @@ OTLP/HTTP (`POST /v1/traces`, default 127.0.0.1:4318) answers as the OTLP specif
 
 OTLP/gRPC (4317) is added when grpcio is installed (`pip install 'llmobs[grpc]'`).
 
+With a token (`--token`, `LLMOBS_TAIL_TOKEN`), every request must carry
+`Authorization: Bearer <token>` (gRPC: the `authorization` metadata); others get 401
+(gRPC: UNAUTHENTICATED) and nothing is stored.
+
 Received spans go through the same steps as our own before they are stored: a model call that
 carries usage and no cost is priced, and the content policy (truncation, redaction) applies.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import logging
 import threading
@@ -99,6 +105,25 @@ def _strip_nested_gzip(body: bytes, limit: int) -> bytes:
     return body
 
 
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bearer_ok(header: str | None, token: str | None) -> bool:
+    """Whether an Authorization header carries `token` (always true when no token is set)."""
+    if not token:
+        return True
+    if not header or not header.lower().startswith("bearer "):
+        return False
+    return hmac.compare_digest(header[7:].strip().encode(), token.encode())
+
+
 def rpc_status(code: int, message: str, content_type: str) -> bytes:
     """A `google.rpc.Status` body in protobuf or JSON form."""
     if content_type == JSON:
@@ -123,6 +148,8 @@ class _OTLPHandler(BaseHTTPRequestHandler):
     server: OTLPHTTPServer
     protocol_version = "HTTP/1.1"
     server_version = "llmobs-otlp"
+    # A client that stops sending (slowloris) loses its connection instead of holding a thread.
+    timeout = 10.0
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # tail's output is the spans, not an access log
@@ -143,6 +170,11 @@ class _OTLPHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
 
     def _post(self) -> None:
+        if not bearer_ok(self.headers.get("Authorization"), self.server.token):
+            self._drain_or_close()
+            self.server.counters_rejected()
+            self._reply(401, JSON, rpc_status(16, "missing or wrong bearer token", JSON), bearer=True)
+            return
         if urlsplit(self.path).path.rstrip("/") != TRACES_PATH:
             self._drain_or_close()
             self._reply(404, JSON, rpc_status(5, f"not found: send spans to {TRACES_PATH}", JSON))
@@ -224,8 +256,10 @@ class _OTLPHandler(BaseHTTPRequestHandler):
         else:
             self.close_connection = True
 
-    def _reply(self, code: int, content_type: str, body: bytes) -> None:
+    def _reply(self, code: int, content_type: str, body: bytes, *, bearer: bool = False) -> None:
         self.send_response(code)
+        if bearer:
+            self.send_header("WWW-Authenticate", 'Bearer realm="llmobs"')
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
@@ -237,10 +271,15 @@ class _OTLPHandler(BaseHTTPRequestHandler):
 class OTLPHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 resets connections once a few dozen clients export at once.
+    request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], ingestor: SpanIngestor, max_body_bytes: int) -> None:
+    def __init__(
+        self, address: tuple[str, int], ingestor: SpanIngestor, max_body_bytes: int, token: str | None = None
+    ) -> None:
         self.ingestor = ingestor
         self.max_body_bytes = max_body_bytes
+        self.token = token
         self._warned: set[str] = set()
         super().__init__(address, _OTLPHandler)
 
@@ -269,9 +308,10 @@ class HTTPReceiver:
         port: int = 4318,
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        token: str | None = None,
     ) -> None:
         self.ingestor = ingestor
-        self.server = OTLPHTTPServer((host, port), ingestor, max_body_bytes)
+        self.server = OTLPHTTPServer((host, port), ingestor, max_body_bytes, token)
         self.host = host
         self.port = int(self.server.server_address[1])
         self.address = f"http://{host}:{self.port}{TRACES_PATH}"
@@ -298,6 +338,7 @@ class GRPCReceiver:
         port: int = 4317,
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        token: str | None = None,
     ) -> None:
         import grpc
 
@@ -305,6 +346,10 @@ class GRPCReceiver:
 
         def export(request: bytes, context: Any) -> bytes:
             # Raw bytes in and out (no deserializer): the codec decodes the protobuf itself.
+            metadata = dict(context.invocation_metadata() or ())
+            if not bearer_ok(metadata.get("authorization"), token):
+                ingestor.counters.rejected += 1
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
             try:
                 ingestor.ingest_body(_strip_nested_gzip(request, max_body_bytes), PROTOBUF)
             except (BodyTooLarge, ValueError) as exc:  # OTLPDecodeError is a ValueError
@@ -368,11 +413,13 @@ def start_receivers(
     grpc_port: int | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     workers: int | None = None,
+    token: str | None = None,
 ) -> ReceiverGroup:
     """Start OTLP/HTTP (and gRPC when `grpc_port` is given) writing into `db_path`.
 
-    `workers`: decoding processes (default: one per core, up to 4). Raises
-    click.ClickException when a port is taken or grpcio is missing.
+    `workers`: decoding processes (default: one per core, up to 4). `token`: require
+    `Authorization: Bearer <token>`. Raises click.ClickException when a port is taken or grpcio
+    is missing.
     """
     import click
 
@@ -381,12 +428,14 @@ def start_receivers(
     group = ReceiverGroup(SpanIngestor(db_path, workers=default_workers() if workers is None else workers))
     try:
         try:
-            group.receivers.append(HTTPReceiver(group.ingestor, host, port, max_body_bytes=max_body_bytes))
+            group.receivers.append(HTTPReceiver(group.ingestor, host, port, max_body_bytes=max_body_bytes, token=token))
         except OSError as exc:
             raise click.ClickException(f"cannot listen for OTLP/HTTP on {host}:{port}: {exc}") from exc
         if grpc_port is not None:
             try:
-                group.receivers.append(GRPCReceiver(group.ingestor, host, grpc_port, max_body_bytes=max_body_bytes))
+                group.receivers.append(
+                    GRPCReceiver(group.ingestor, host, grpc_port, max_body_bytes=max_body_bytes, token=token)
+                )
             except (OSError, RuntimeError) as exc:
                 raise click.ClickException(f"cannot listen for OTLP/gRPC on {host}:{grpc_port}: {exc}") from exc
     except BaseException:

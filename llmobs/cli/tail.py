@@ -221,6 +221,17 @@ def follow(
 @click.option("--port", type=click.IntRange(0, 65535), default=4318, show_default=True, help="OTLP/HTTP port.")
 @click.option("--grpc", "grpc_on", is_flag=True, help="With --otlp: also receive OTLP/gRPC (needs the grpc extra).")
 @click.option("--grpc-port", type=click.IntRange(0, 65535), default=4317, show_default=True, help="OTLP/gRPC port.")
+@click.option(
+    "--token",
+    envvar="LLMOBS_TAIL_TOKEN",
+    default=None,
+    help="With --otlp: require `Authorization: Bearer TOKEN` on every request (401 otherwise) [env: LLMOBS_TAIL_TOKEN].",
+)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="With --otlp: allow --host to be an address other machines can reach (use it with --token).",
+)
 def tail(
     db: Path | None,
     since: int | None,
@@ -231,6 +242,8 @@ def tail(
     port: int,
     grpc_on: bool,
     grpc_port: int,
+    token: str | None,
+    allow_remote: bool,
     **filters: Any,
 ) -> None:
     """Follow the store: print each finished span as it lands, like `kubectl logs -f`.
@@ -251,6 +264,10 @@ def tail(
       llmobs tail --attr session_id=abc123 --since 10m
       llmobs tail --no-follow --since 1h --json | jq .cost
       llmobs tail --otlp            # then: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
+      llmobs tail --otlp --host 0.0.0.0 --allow-remote --token "$LLMOBS_TAIL_TOKEN"
+
+    The receiver binds 127.0.0.1 unless told otherwise: any other --host needs --allow-remote,
+    and should come with --token, since received spans hold prompts and completions.
     """
     span_filter = build_filter(**filters)
     path, conn = open_follow_store(db)
@@ -258,11 +275,21 @@ def tail(
     printer = TailPrinter(conn, span_filter, as_json=as_json, console=console)
     if grpc_on and not otlp:
         raise click.UsageError("--grpc needs --otlp")
+    from llmobs.cli.receiver import is_loopback
+
+    if otlp and not is_loopback(host) and not allow_remote:
+        raise click.UsageError(
+            f"--host {host} lets other machines send spans; add --allow-remote (and --token) to mean it"
+        )
     receivers = None
     if otlp:
         from llmobs.cli.receiver import start_receivers
 
-        receivers = start_receivers(path, host=host, port=port, grpc_port=grpc_port if grpc_on else None)
+        if not is_loopback(host) and not token:
+            click.echo(f"llmobs: warning: OTLP receiver on {host} accepts spans from anyone (no --token)", err=True)
+        receivers = start_receivers(
+            path, host=host, port=port, grpc_port=grpc_port if grpc_on else None, token=token or None
+        )
     addresses = ", ".join(receivers.addresses) if receivers is not None else ""
     status = Console(stderr=True, highlight=False)
     if not no_follow and sys.stderr.isatty():
