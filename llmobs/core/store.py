@@ -80,7 +80,10 @@ def connect(
                 raise StoreError(f"no llmobs store at {path} (set LLMOBS_DB or pass --db)")
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=busy_ms / 1000, check_same_thread=False)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Spans hold prompts and completions: a new store is readable by its owner only.
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not path.exists():
+                path.touch(mode=0o600)
             # Callers serialise use of a connection themselves (the pipeline's drain lock).
             conn = sqlite3.connect(str(path), timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {busy_ms}")

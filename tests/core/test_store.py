@@ -165,3 +165,15 @@ def test_an_app_with_its_own_sigterm_handler_keeps_it(isolated_llmobs: Path) -> 
     assert proc.wait(timeout=30) == 3  # the app's handler ran, then atexit flushed
     conn = sqlite3.connect(isolated_llmobs)
     assert conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0] == 100
+
+
+def test_a_new_store_is_private_to_its_owner(tmp_path: Path) -> None:
+    db = tmp_path / "private" / "traces.db"
+    llmobs.configure(db_path=db)
+    with llmobs.span("x"):
+        pass
+    assert llmobs.flush()
+    assert db.stat().st_mode & 0o777 == 0o600
+    assert db.parent.stat().st_mode & 0o777 == 0o700
+    wal = db.with_name(db.name + "-wal")
+    assert not wal.exists() or wal.stat().st_mode & 0o077 == 0
