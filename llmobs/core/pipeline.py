@@ -166,23 +166,39 @@ class Pipeline:
         return ok
 
     def health(self) -> dict[str, Any]:
-        """A snapshot of the counters: queued, exported, dropped, unpriced, sink errors, ..."""
+        """A snapshot of the counters: queued, exported, dropped, unpriced, sink errors, ...
+
+        `dropped` adds the spans a sink dropped itself (an exporter that fell behind) to those the
+        queue dropped; `sink_errors` adds the exports a sink reports as failed to its raised writes.
+        Each sink's own counters (`Sink.stats()`) are under `sinks`.
+        """
         c = self.counters
         evaluation = self.evaluation
+        sinks: dict[str, dict[str, Any]] = {}
+        for key, sink in zip(self._sink_keys, self.sinks, strict=True):
+            h = c.sinks[key]
+            try:
+                own = dict(sink.stats())
+            except Exception:
+                own = {}
+            sinks[key] = {
+                **own,
+                "written": h.written,
+                "errors": h.errors,
+                "last_error": h.last_error or own.get("last_error"),
+            }
         return {
             "evaluation": evaluation.health() if evaluation is not None else None,
             "queued": len(self._queue),
             "processed": c.processed,
             "exported": min((h.written for h in c.sinks.values()), default=c.processed),
-            "dropped": c.dropped,
+            "dropped": c.dropped + sum(int(s.get("dropped") or 0) for s in sinks.values()),
             "failed": c.failed,
             "priced": c.priced,
             "unpriced": c.unpriced,
-            "sink_errors": sum(h.errors for h in c.sinks.values()),
-            "sinks": {
-                name: {"written": h.written, "errors": h.errors, "last_error": h.last_error}
-                for name, h in c.sinks.items()
-            },
+            "sink_errors": sum(h.errors for h in c.sinks.values())
+            + sum(int(s.get("failed") or 0) for s in sinks.values()),
+            "sinks": sinks,
         }
 
     # -- the worker's side ---------------------------------------------------------------------

@@ -29,7 +29,8 @@ with the next batch; other sinks still receive the batch.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from llmobs.core.model import Span
 
@@ -49,3 +50,8 @@ class Sink(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release resources. Called once at shutdown, after the last `flush`."""
+
+    def stats(self) -> Mapping[str, Any]:
+        """The sink's own counters for `llmobs.health()`. A sink that sends from a thread of its own
+        reports `dropped` (spans it gave up queueing) and `failed` (spans its exports lost) here."""
+        return {}
