@@ -30,6 +30,34 @@ from llmobs.core.pricing import genai_prices_version
 from llmobs.integrations.langchain import CallbackHandler
 from tests.conftest import Recorder
 
+# -- isolation -----------------------------------------------------------------------------------
+
+
+def _unwrap(owner: Any, name: str) -> None:
+    wrapped = getattr(owner.__dict__.get(name), "__wrapped__", None)
+    if wrapped is not None:
+        setattr(owner, name, wrapped)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_langchain_instrumentation() -> None:
+    """Undo wrappers another test's OpenLLMetry `uninstrument()` left behind.
+
+    opentelemetry-instrumentation-langchain 0.62.4 does not unwrap `BaseCallbackManager.__init__`
+    (nor LangGraph's `Pregel.stream`): its handler keeps running and attaches an OpenTelemetry
+    context per run, which a root run would then adopt as its parent.
+    """
+    from langchain_core.callbacks import BaseCallbackManager
+
+    _unwrap(BaseCallbackManager, "__init__")
+    try:
+        from langgraph.pregel import Pregel
+    except ImportError:  # pragma: no cover - langgraph is a dev dependency
+        return
+    _unwrap(Pregel, "stream")
+    _unwrap(Pregel, "astream")
+
+
 # -- fakes -------------------------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from tests.integrations.test_langchain import (
     assert_priced,
     get_weather,
     llm_spans,
+    no_leftover_langchain_instrumentation,  # noqa: F401 - an autouse fixture
     prompt_chain,
     replies,
     reply,

@@ -25,7 +25,14 @@ from llmobs.integrations import langchain as lc
 from llmobs.integrations.langchain import CallbackHandler
 from llmobs.integrations.langchain.extract import RunRecord
 from tests.conftest import Recorder
-from tests.integrations.test_langchain import CHAIN_TREE, FakeChat, prompt_chain, replies, reply
+from tests.integrations.test_langchain import (
+    CHAIN_TREE,
+    FakeChat,
+    no_leftover_langchain_instrumentation,  # noqa: F401 - an autouse fixture
+    prompt_chain,
+    replies,
+    reply,
+)
 
 
 @pytest.fixture
