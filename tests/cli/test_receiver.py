@@ -311,46 +311,64 @@ def test_worker_processes_decode_and_store(isolated_llmobs: Path) -> None:
         ingestor.close()
 
 
-def _fake_gpt_class():
-    from typing import Any
+OTHER_INSTRUMENTATION = """
+import sys
+from typing import Any
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-
-    class FakeGPT(GenericFakeChatModel):
-        model_name: str = "gpt-4o-mini"
-
-        @property
-        def _identifying_params(self) -> dict[str, Any]:
-            return {"model_name": self.model_name}
-
-    return FakeGPT
+instrumentation, endpoint = sys.argv[1], sys.argv[2]
+if instrumentation == "openinference":
+    from openinference.instrumentation.langchain import LangChainInstrumentor as Instrumentor
+else:
+    from opentelemetry.instrumentation.langchain import LangchainInstrumentor as Instrumentor
 
 
-@pytest.mark.parametrize("instrumentation", ["openinference", "openllmetry"])
+class FakeGPT(GenericFakeChatModel):
+    model_name: str = "gpt-4o-mini"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name}
+
+
+provider = TracerProvider(resource=Resource.create({"service.name": f"{instrumentation}-app"}))
+provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint, compression=Compression.Gzip)))
+Instrumentor().instrument(tracer_provider=provider)
+usage = {"input_tokens": 120, "output_tokens": 30, "total_tokens": 150}
+message = AIMessage(content="hi there", usage_metadata=usage, response_metadata={"model_name": "gpt-4o-mini"})
+FakeGPT(messages=iter([message])).invoke("hello")
+provider.shutdown()
+"""
+
+
+@pytest.mark.parametrize(
+    ("instrumentation", "module"),
+    [
+        ("openinference", "openinference.instrumentation.langchain"),
+        ("openllmetry", "opentelemetry.instrumentation.langchain"),
+    ],
+)
 def test_other_instrumentations_show_model_and_tokens(
-    receiver: HTTPReceiver, isolated_llmobs: Path, instrumentation: str
+    receiver: HTTPReceiver, isolated_llmobs: Path, instrumentation: str, module: str
 ) -> None:
-    """Another instrumentation's LangChain spans, exported by the SDK to the receiver."""
-    pytest.importorskip("langchain_core")
-    from langchain_core.messages import AIMessage
+    """Another instrumentation's LangChain spans, exported by the SDK to the receiver.
 
-    if instrumentation == "openinference":
-        module = pytest.importorskip("openinference.instrumentation.langchain")
-        instrumentor = module.LangChainInstrumentor()
-    else:
-        module = pytest.importorskip("opentelemetry.instrumentation.langchain")
-        instrumentor = module.LangchainInstrumentor()
-    provider = TracerProvider(resource=Resource.create({"service.name": f"{instrumentation}-app"}))
-    exporter = OTLPSpanExporter(endpoint=receiver.address, compression=Compression.Gzip)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentor.instrument(tracer_provider=provider)
-    try:
-        usage = {"input_tokens": 120, "output_tokens": 30, "total_tokens": 150}
-        message = AIMessage(content="hi there", usage_metadata=usage, response_metadata={"model_name": "gpt-4o-mini"})
-        _fake_gpt_class()(messages=iter([message])).invoke("hello")
-    finally:
-        instrumentor.uninstrument()
-        provider.shutdown()
+    The other instrumentation runs in its own process: its uninstrument() does not remove every
+    hook it installs in LangChain, and it must not leak into the tests that follow."""
+    pytest.importorskip(module)
+    result = subprocess.run(
+        [sys.executable, "-c", OTHER_INSTRUMENTATION, instrumentation, receiver.address],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
     [span] = [s for s in stored(isolated_llmobs) if s.kind is SpanKind.LLM]
     assert (span.service, span.framework) == (f"{instrumentation}-app", "otlp")
     assert (span.usage.input_tokens, span.usage.output_tokens) == (120, 30)
