@@ -68,7 +68,7 @@ class SpanCapture:
 def start_capture() -> SpanCapture:
     """Record every span into memory from now on (replaces the llmobs configuration)."""
     sink = MemorySink()
-    runtime.configure(sinks=[sink], flush_interval=0.005, capture_content=True, _ignore_env=True)
+    runtime.configure(sinks=[sink], flush_interval=0.005, capture_content=True)
     return SpanCapture(sink)
 
 
