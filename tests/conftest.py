@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import context as otel_context
 
 import llmobs
-from llmobs.core import runtime
+from llmobs.core import runtime, tracer
 from llmobs.core.model import Span
 from llmobs.core.sinks import MemorySink
 
@@ -82,8 +83,13 @@ def isolated_llmobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
     monkeypatch.setenv("LLMOBS_SERVICE_NAME", "tests")
     runtime.reset()
+    # No span (ours or OpenTelemetry's) left current by an earlier test may parent this one's.
+    span_token = tracer._current_span.set(None)
+    otel_token = otel_context.attach(otel_context.Context())
     yield db
     runtime.reset()
+    otel_context.detach(otel_token)
+    tracer.deactivate_span(span_token)
 
 
 @pytest.fixture
