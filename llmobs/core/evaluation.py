@@ -177,6 +177,7 @@ class EvaluationContext:
     span: Span
     totals: TraceTotals
     calls: list[ModelCall] = field(default_factory=list)
+    content_captured: bool = True
 
 
 _local = threading.local()
@@ -205,6 +206,12 @@ def record_model_call(
     ctx: EvaluationContext | None = getattr(_local, "context", None)
     if ctx is not None:
         ctx.calls.append(ModelCall(model, provider, usage, start_ns, end_ns, input, output, error))
+
+
+def content_captured() -> bool:
+    """For the running evaluator: False when content capture is off (no input/output to judge)."""
+    ctx: EvaluationContext | None = getattr(_local, "context", None)
+    return ctx.content_captured if ctx is not None else True
 
 
 def trace_totals() -> TraceTotals | None:

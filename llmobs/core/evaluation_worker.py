@@ -134,6 +134,8 @@ class EvaluationWorker:
         deliver: called with each evaluated span (evaluations set), to be written to the sinks.
         submit: called with each new `evaluator` span (a judge's model call), to be priced and written.
         queue_size: sampled spans waiting for evaluation; past it, spans are written unevaluated.
+        content_captured: False when the content policy drops inputs and outputs; evaluators of
+            the answer then record nothing rather than judge an absent answer.
     """
 
     def __init__(
@@ -144,6 +146,7 @@ class EvaluationWorker:
         deliver: Callable[[Span], None],
         submit: Callable[[Span], None],
         queue_size: int = DEFAULT_EVAL_QUEUE_SIZE,
+        content_captured: bool = True,
     ) -> None:
         self.evaluators = list(evaluators)
         self.sample_rate = float(sample_rate)
@@ -151,6 +154,7 @@ class EvaluationWorker:
         self._deliver = deliver
         self._submit = submit
         self._max = max(1, queue_size)
+        self.content_captured = content_captured
         self.counters = EvaluationCounters()
         self._queue: deque[tuple[Span, TraceTotals]] = deque()
         self._totals: OrderedDict[str, TraceTotals] = OrderedDict()
@@ -229,7 +233,9 @@ class EvaluationWorker:
 
     def restarted(self, deliver: Callable[[Span], None], submit: Callable[[Span], None]) -> EvaluationWorker:
         """A fresh worker with the same evaluators and sample (threads do not survive a fork)."""
-        return EvaluationWorker(self.evaluators, self.sample_rate, self.seed, deliver, submit, self._max)
+        return EvaluationWorker(
+            self.evaluators, self.sample_rate, self.seed, deliver, submit, self._max, self.content_captured
+        )
 
     def health(self) -> dict[str, Any]:
         """Counters: sampled, evaluated, results, errors (timeouts included), timeouts, pending, ..."""
@@ -284,7 +290,7 @@ class EvaluationWorker:
             if runner.busy:
                 started.append((runner, None, now))
                 continue
-            new_job = _Job(EvaluationContext(span, totals))
+            new_job = _Job(EvaluationContext(span, totals, content_captured=self.content_captured))
             runner.submit(new_job)
             started.append((runner, new_job, now + max(0.0, float(runner.evaluator.timeout_s))))
         results: list[Evaluation] = []

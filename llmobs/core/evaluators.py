@@ -7,7 +7,8 @@ Every score is in [0, 1] and higher is better (1.0: the answer passes). Each tak
     llmobs.configure(evaluators=[NonEmptyAnswer(), LatencyBudget("5s", targets="root")])
 
 An `llm` span whose output is only tool calls (a turn that asks for tools, not an answer) is
-not judged by the answer evaluators; the budgets judge every targeted span. `LLMJudge` lives in
+not judged by the answer evaluators, nor is any span when content capture is off; the budgets
+judge every targeted span. `LLMJudge` lives in
 `core/judge.py`.
 """
 
@@ -18,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from llmobs.core.evaluation import Evaluator, trace_totals
+from llmobs.core.evaluation import Evaluator, content_captured, trace_totals
 from llmobs.core.model import MODEL_KINDS, Evaluation, Span
 
 _TEXT_KEYS = ("content", "text", "output", "answer", "result", "response")
@@ -78,7 +79,7 @@ class _AnswerEvaluator(Evaluator):
         self.targets = targets
 
     def evaluate(self, span: Span) -> Evaluation | None:
-        if is_tool_call_turn(span):
+        if is_tool_call_turn(span) or not content_captured():
             return None
         return self.judge(answer_text(span))
 

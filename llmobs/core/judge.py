@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from llmobs.core.evaluation import Evaluator, record_model_call
+from llmobs.core.evaluation import Evaluator, content_captured, record_model_call
 from llmobs.core.evaluators import answer_text
 from llmobs.core.model import Evaluation, Span, Usage
 
@@ -94,7 +94,7 @@ class LLMJudge(Evaluator):
 
     def evaluate(self, span: Span) -> Evaluation | None:
         output = answer_text(span)
-        if output is None or not output.strip():
+        if output is None or not output.strip() or not content_captured():
             return None
         if self._bucket is not None and not self._bucket.take():
             return Evaluation(self.name, None, "skipped", "calls_per_minute budget exhausted")

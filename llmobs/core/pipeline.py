@@ -99,7 +99,14 @@ class Pipeline:
     def start_evaluation(self, evaluators: Sequence[Evaluator], sample_rate: float, seed: int = 0) -> None:
         """Evaluate a deterministic sample of finished `llm` spans and trace roots (see core/evaluation.py)."""
         if evaluators:
-            self.evaluation = EvaluationWorker(evaluators, sample_rate, seed, self._evaluated.append, self.submit)
+            self.evaluation = EvaluationWorker(
+                evaluators,
+                sample_rate,
+                seed,
+                self._evaluated.append,
+                self.submit,
+                content_captured=self.policy.capture,
+            )
 
     # -- the application's side ----------------------------------------------------------------
 

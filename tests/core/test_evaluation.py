@@ -529,3 +529,19 @@ def test_an_evaluator_raising_system_exit_keeps_its_thread() -> None:
         "req 0": [Evaluation("exits", None, "error", "SystemExit: bye")],
         "req 1": [Evaluation("exits", 1.0, None, None)],
     }
+
+
+def test_with_content_capture_off_answers_are_not_judged_but_budgets_are() -> None:
+    sink = MemorySink()
+    llmobs.configure(
+        sinks=[sink],
+        flush_interval=0.005,
+        capture_content=False,
+        evaluators=[NonEmptyAnswer(), LLMJudge(lambda p: 1.0, rubric="r"), LatencyBudget("5s")],
+        eval_sample_rate=1.0,
+    )
+    submit(root(1, output="a real answer", start_ns=0, end_ns=1_000_000))
+    assert llmobs.flush(timeout=10)
+    [span] = sink.spans
+    assert span.output is None
+    assert span.evaluations == [Evaluation("latency_budget", 1.0, "within_budget", None)]
