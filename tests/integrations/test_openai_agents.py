@@ -54,8 +54,10 @@ from openai.types.responses import (
     ResponseUsage,
 )
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
+from opentelemetry import context as otel_context
 
 import llmobs
+from llmobs.core import tracer as tracer_module
 from llmobs.core.model import Span, SpanKind, Status, Usage
 from llmobs.core.sinks.base import Sink
 from llmobs.integrations import openai_agents
@@ -210,12 +212,24 @@ class ScriptedModel(Model):
 
 @pytest.fixture(autouse=True)
 def sdk_tracing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No OpenAI key (so no export), and the SDK's processors put back after every test."""
+    """No OpenAI key (so no export), and the SDK's processors put back after every test.
+
+    The SDK's default exporter is not put back: later tests (and interpreter exit, when a real
+    key may be set again) must never find test traces queued for OpenAI.
+    """
+    from agents.tracing.processors import BatchTraceProcessor
+
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_AGENTS_DISABLE_TRACING", raising=False)
-    before = openai_agents._registered_processors()
+    before = [p for p in openai_agents._registered_processors() if not isinstance(p, BatchTraceProcessor)]
+    set_trace_processors(before)
     set_tracing_disabled(False)
+    # Start from an empty context: no llmobs span or OpenTelemetry span left current by another test.
+    otel_token = otel_context.attach(otel_context.Context())
+    span_token = tracer_module._current_span.set(None)
     yield
+    tracer_module._current_span.reset(span_token)
+    otel_context.detach(otel_token)
     uninstrument()
     set_tracing_disabled(False)
     set_trace_processors(before)
@@ -735,6 +749,7 @@ def test_uninstrument_unwraps_the_stream() -> None:
 
     from llmobs.integrations.openai_agents import streaming
 
+    set_trace_processors([])
     instrument(replace=True)
     assert getattr(run_loop.model_run_context_stream, "__llmobs_wrapped__", None) is not None
     uninstrument()

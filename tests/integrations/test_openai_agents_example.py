@@ -12,7 +12,9 @@ import pytest
 from agents.tracing import set_trace_processors
 from genai_prices import Usage as GPUsage
 from genai_prices import calc_price
+from opentelemetry import context as otel_context
 
+from llmobs.core import tracer as tracer_module
 from llmobs.core.model import Usage
 from llmobs.integrations import openai_agents
 from llmobs.integrations.openai_agents import uninstrument
@@ -47,9 +49,16 @@ HANDOFF_TREE = [
 def example(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.syspath_prepend(str(EXAMPLES))
-    before = openai_agents._registered_processors()
+    from agents.tracing.processors import BatchTraceProcessor
+
+    before = [p for p in openai_agents._registered_processors() if not isinstance(p, BatchTraceProcessor)]
     module = importlib.import_module("openai_agents_handoff")
+    # Start from an empty context: no llmobs span or OpenTelemetry span left current by another test.
+    otel_token = otel_context.attach(otel_context.Context())
+    span_token = tracer_module._current_span.set(None)
     yield module
+    tracer_module._current_span.reset(span_token)
+    otel_context.detach(otel_token)
     uninstrument()
     set_trace_processors(before)
     sys.modules.pop("openai_agents_handoff", None)

@@ -21,6 +21,7 @@ import logging
 import threading
 from typing import Any
 
+from llmobs.integrations.openai_agents import streaming
 from llmobs.integrations.openai_agents.processor import TracingProcessor
 
 logger = logging.getLogger("llmobs")
@@ -64,6 +65,7 @@ def instrument(replace: bool = False) -> TracingProcessor | None:
                 mine = [p for p in current if isinstance(p, TracingProcessor)]
                 _processor = mine[0] if mine else TracingProcessor()
             processor = _processor
+            streaming.install()  # idempotent; a reused processor may predate an uninstrument()
             if replace:
                 if _mode != "replace":
                     _replaced[:] = [p for p in current if p is not processor]
@@ -98,8 +100,6 @@ def uninstrument() -> None:
     try:
         from agents.tracing import set_trace_processors
 
-        from llmobs.integrations.openai_agents import streaming
-
         with _lock:
             processor = _processor
             if processor is None:
@@ -111,6 +111,7 @@ def uninstrument() -> None:
             set_trace_processors(remaining)
             _processor = None
             _mode = None
-            streaming.uninstall()
+            if not any(isinstance(p, TracingProcessor) for p in remaining):
+                streaming.uninstall()
     except Exception as exc:
         logger.warning("llmobs: could not uninstrument the OpenAI Agents SDK: %r", exc)
