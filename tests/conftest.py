@@ -11,6 +11,7 @@ test reads another's spans and none ever touches `~/.llmobs`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,19 @@ def isolated_llmobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     span_token = tracer._current_span.set(None)
     otel_token = otel_context.attach(otel_context.Context())
     yield db
+    _uninstrument_what_a_test_instrumented()
     runtime.reset()
     otel_context.detach(otel_token)
     tracer.deactivate_span(span_token)
+
+
+def _uninstrument_what_a_test_instrumented() -> None:
+    """`llmobs.instrument()` (called by a test, or by `llmobs demo` run in-process) registers
+    process-wide hooks; take them down so the next test starts uninstrumented."""
+    for name in ("langchain", "llamaindex", "openai_agents"):
+        module = sys.modules.get(f"llmobs.integrations.{name}")
+        if module is not None:
+            module.uninstrument()
 
 
 @pytest.fixture
