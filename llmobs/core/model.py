@@ -89,6 +89,50 @@ _USAGE_FIELDS = (
 )
 
 
+def _token_count(value: Any) -> int | None:
+    """A non-negative int count from whatever a provider or framework put there, else None."""
+    if value is None or type(value) is bool:
+        return None
+    if type(value) is not int:
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if number != number or number in (float("inf"), float("-inf")):
+            return None
+        value = int(number)
+    return value if value >= 0 else None
+
+
+def sanitized_usage(usage: Any) -> Usage | None:
+    """`usage` with every count a non-negative int (or None) and the parts within their wholes.
+
+    Frameworks pass provider usage through untouched, so a count may arrive as a string, a
+    float, a negative number or garbage. A count that cannot be read is unknown (None), never
+    guessed; a part larger than its whole (cache reads above input, reasoning above output) is
+    dropped. None when no count is left, or when `usage` is not a `Usage` at all.
+    """
+    if not isinstance(usage, Usage):
+        return None
+    counts = [getattr(usage, name) for name in _USAGE_FIELDS]
+    if all(c is None or (type(c) is int and c >= 0) for c in counts):
+        inp, out, _, cache_read, cache_write, reasoning = counts
+        if (
+            inp is None or ((cache_read is None or cache_read <= inp) and (cache_write is None or cache_write <= inp))
+        ) and (out is None or reasoning is None or reasoning <= out):
+            return usage  # the common case: nothing to fix
+    clean = Usage(*(_token_count(c) for c in counts))
+    if clean.input_tokens is not None:
+        if clean.cache_read_tokens is not None and clean.cache_read_tokens > clean.input_tokens:
+            clean.cache_read_tokens = None
+        if clean.cache_write_tokens is not None and clean.cache_write_tokens > clean.input_tokens:
+            clean.cache_write_tokens = None
+    reasoning = clean.reasoning_tokens
+    if clean.output_tokens is not None and reasoning is not None and reasoning > clean.output_tokens:
+        clean.reasoning_tokens = None
+    return None if clean.is_empty() else clean
+
+
 @dataclass(slots=True)
 class Cost:
     """The price of one model call in US dollars, and where the price came from."""

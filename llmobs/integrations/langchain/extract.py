@@ -286,10 +286,10 @@ def usage_from_metadata(usage: Any) -> Usage | None:
     total = usage.get("total_tokens")
     if inp is None and out is None and total is None:
         return None
-    details = usage.get("input_token_details") or {}
-    out_details = usage.get("output_token_details") or {}
+    details = _mapping(usage.get("input_token_details"))
+    out_details = _mapping(usage.get("output_token_details"))
     if total is None and (inp is not None or out is not None):
-        total = (inp or 0) + (out or 0)
+        total = _sum(inp, out)
     return Usage(
         input_tokens=inp,
         output_tokens=out,
@@ -309,15 +309,27 @@ def usage_from_token_usage(token_usage: Any) -> Usage | None:
     if inp is None and out is None:
         return None
     total = token_usage.get("total_tokens")
-    prompt_details = token_usage.get("prompt_tokens_details") or {}
-    completion_details = token_usage.get("completion_tokens_details") or {}
+    prompt_details = _mapping(token_usage.get("prompt_tokens_details"))
+    completion_details = _mapping(token_usage.get("completion_tokens_details"))
     return Usage(
         input_tokens=inp,
         output_tokens=out,
-        total_tokens=total if total is not None else (inp or 0) + (out or 0),
+        total_tokens=total if total is not None else _sum(inp, out),
         cache_read_tokens=prompt_details.get("cached_tokens"),
         reasoning_tokens=completion_details.get("reasoning_tokens"),
     )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _sum(inp: Any, out: Any) -> Any:
+    """input + output when both are numbers (the pipeline sanitises whatever a provider sent)."""
+    try:
+        return (inp or 0) + (out or 0)
+    except TypeError:
+        return None
 
 
 def message_dict(message: Any) -> Any:
