@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -974,3 +975,18 @@ def test_instrument_reuses_a_processor_the_user_registered(recorder: Recorder) -
     assert openai_agents._registered_processors() == [mine]
     run(weather_agent())
     assert recorder.tree() == WEATHER_TREE  # one set of spans, not two
+
+
+def test_speech_span_time_to_first_audio(rec: Recorder) -> None:
+    from agents.tracing import speech_span
+
+    with trace("voice"):
+        with speech_span(model="tts-1", input="hello", output_format="pcm") as span:
+            started = span.started_at
+            assert started is not None
+            # The voice pipeline stamps when the first audio chunk arrived: 40 ms in.
+            first = datetime.fromisoformat(started) + timedelta(milliseconds=40)
+            span.span_data.first_content_at = first.isoformat()
+    speech = rec.by_name("speech")
+    assert speech.kind is SpanKind.CUSTOM and speech.model == "tts-1" and speech.input == "hello"
+    assert speech.ttft_ms == 40.0

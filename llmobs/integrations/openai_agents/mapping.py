@@ -352,6 +352,9 @@ def _fill_other(span: Span, data: Any) -> None:
         value = getattr(data, name, None)
         if value is not None:
             setattr(span, name, value)
+    first_content_at = getattr(data, "first_content_at", None)  # speech spans time their first audio
+    if isinstance(first_content_at, str) and first_content_at:
+        span.ttft_ms = max(0.0, (iso_to_ns(first_content_at) - span.start_ns) / 1e6)
 
 
 _FILLERS: dict[str, Callable[[Span, Any], None]] = {
