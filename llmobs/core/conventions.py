@@ -63,6 +63,16 @@ GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
 GEN_AI_DATA_SOURCE_ID: Final = "gen_ai.data_source.id"
 GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
 
+# Evaluation results: one `gen_ai.evaluation.result` span event per `Evaluation` of the span
+# (the event may also be emitted as a log record; on a span event it needs no parenting).
+GEN_AI_EVALUATION_RESULT_EVENT: Final = "gen_ai.evaluation.result"
+GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
+GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
+GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
+GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+#: `error.type` on the event of an evaluation that failed (raised, timed out): its label is `error`.
+EVALUATION_ERROR_TYPE: Final = "llmobs.EvaluationError"
+
 # gen_ai.operation.name values.
 OP_CHAT: Final = "chat"
 OP_TEXT_COMPLETION: Final = "text_completion"
@@ -276,7 +286,13 @@ LLMOBS_TOOL: Final = "llmobs.tool"  # JSON, only when gen_ai.tool.* cannot carry
 LLMOBS_AGENT: Final = "llmobs.agent"  # likewise
 LLMOBS_DOCUMENTS: Final = "llmobs.documents"  # likewise, for retrieval.documents.*
 LLMOBS_ATTRIBUTES: Final = "llmobs.attributes"  # JSON of the attributes no standard key carries
-LLMOBS_EVALUATIONS: Final = "llmobs.evaluations"  # JSON list of evaluator verdicts
+# JSON list of the evaluations, only when the gen_ai.evaluation.result events cannot carry them
+# exactly (an empty list, a label that is not a string, ...).
+LLMOBS_EVALUATIONS: Final = "llmobs.evaluations"
+#: On the `evaluator` spans of an evaluator's own model calls: the evaluation that made the call.
+ATTR_EVALUATION_NAME: Final = "llmobs.evaluation.name"
+#: The `framework` of the evaluator spans llmobs records itself.
+EVALUATION_FRAMEWORK: Final = "llmobs"
 
 #: Keys of `Span.attributes` that travel as standard attributes.
 ATTR_SESSION_ID: Final = "session_id"

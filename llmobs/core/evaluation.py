@@ -28,11 +28,6 @@ from typing import Any
 
 from llmobs.core.model import Evaluation, Span, SpanKind, Usage
 
-#: Attribute set on evaluator spans: the name of the evaluator that made the model call.
-ATTR_EVALUATION_NAME = "llmobs.evaluation.name"
-#: The `framework` of the evaluator spans llmobs records itself.
-EVALUATION_FRAMEWORK = "llmobs"
-
 ERROR_LABEL = "error"
 DEFAULT_TIMEOUT_S = 10.0
 

@@ -24,10 +24,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llmobs.core.conventions import ATTR_EVALUATION_NAME, EVALUATION_FRAMEWORK
 from llmobs.core.evaluation import (
-    ATTR_EVALUATION_NAME,
     ERROR_LABEL,
-    EVALUATION_FRAMEWORK,
     EvaluationContext,
     Evaluator,
     TraceTotals,

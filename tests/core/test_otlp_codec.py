@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from opentelemetry.trace import SpanKind as OTelSpanKind
 from opentelemetry.trace.status import StatusCode
 
-from llmobs.core.model import Cost, ErrorInfo, Span, SpanKind, Status, Usage
+from llmobs.core.model import Cost, ErrorInfo, Evaluation, Span, SpanKind, Status, Usage
 from llmobs.core.otlp import OTLPDecodeError, decode_request, encode_spans, spans_to_request
 
 T0 = 1_764_000_000_000_000_000
@@ -61,14 +61,11 @@ attributes = st.fixed_dictionaries(
 ).flatmap(lambda base: any_dict.map(lambda extra: {**extra, **base}))
 
 
-def _evaluations() -> dict[str, Any]:
-    """Evaluations, when the span model has them."""
-    from llmobs.core import model
-
-    if "evaluations" not in Span.__dataclass_fields__:
-        return {}
-    evaluation = st.builds(model.Evaluation, text, st.none() | finite, opt_text, opt_text)  # type: ignore[attr-defined]
-    return {"evaluations": st.none() | st.lists(evaluation, max_size=2)}
+# Evaluations travel as gen_ai.evaluation.result events (an empty list as llmobs.evaluations);
+# error results (no score, label "error") also carry error.type, which must not leak into the label.
+evaluation = st.builds(Evaluation, text, st.none() | finite | st.integers(0, 1), opt_text, opt_text)
+error_result = st.builds(Evaluation, text, st.none(), st.just("error"), opt_text)
+evaluations = st.none() | st.lists(evaluation | error_result, max_size=3)
 
 
 spans = st.builds(
@@ -96,7 +93,7 @@ spans = st.builds(
     agent=st.none() | standard_agent | any_dict,
     documents=st.none() | st.lists(standard_doc, max_size=3) | st.lists(any_dict, max_size=3),
     attributes=attributes,
-    **_evaluations(),
+    evaluations=evaluations,
 )
 
 

@@ -30,7 +30,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status as PbStatus
 
 from llmobs.core import conventions as c
-from llmobs.core.model import Cost, ErrorInfo, Span, SpanKind, Status, Usage
+from llmobs.core.evaluation import ERROR_LABEL
+from llmobs.core.model import Cost, ErrorInfo, Evaluation, Span, SpanKind, Status, Usage
 
 OTLP_FRAMEWORK = "otlp"
 JSON_CONTENT_TYPE = "application/json"
@@ -210,17 +211,35 @@ def decode_span(pb: PbSpan, service: str = "") -> Span:
     span.tool = _decode_dict(attrs, c.LLMOBS_TOOL, _TOOL_FIELDS)
     span.agent = _decode_dict(attrs, c.LLMOBS_AGENT, _AGENT_FIELDS)
     span.documents = _decode_documents(attrs)
-    evaluations = _maybe_json(attrs.first(c.LLMOBS_EVALUATIONS))
-    if isinstance(evaluations, list) and hasattr(span, "evaluations"):
-        span.evaluations = [_evaluation_type().from_dict(e) for e in evaluations if isinstance(e, dict)]
+    span.evaluations = _decode_evaluations(attrs, pb)
     span.attributes = _decode_attributes(attrs)
     return span
 
 
-def _evaluation_type() -> Any:
-    from llmobs.core import model
-
-    return model.Evaluation  # type: ignore[attr-defined,unused-ignore]
+def _decode_evaluations(attrs: _Attributes, pb: PbSpan) -> list[Evaluation] | None:
+    """The span's `gen_ai.evaluation.result` events (ours or anyone's), or our exact JSON form."""
+    exact = _maybe_json(attrs.first(c.LLMOBS_EVALUATIONS))
+    if isinstance(exact, list):
+        return [Evaluation.from_dict(e) for e in exact if isinstance(e, dict)]
+    found: list[Evaluation] = []
+    for event in pb.events:
+        if event.name != c.GEN_AI_EVALUATION_RESULT_EVENT:
+            continue
+        values = attributes_to_dict(event.attributes)
+        name = values.get(c.GEN_AI_EVALUATION_NAME)
+        label = values.get(c.GEN_AI_EVALUATION_SCORE_LABEL)
+        explanation = values.get(c.GEN_AI_EVALUATION_EXPLANATION)
+        if label is None and values.get(c.ERROR_TYPE) is not None:
+            label = ERROR_LABEL  # a failed evaluation from another tool, without a label
+        found.append(
+            Evaluation(
+                name="" if name is None else str(name),
+                score=_float(values.get(c.GEN_AI_EVALUATION_SCORE_VALUE)),
+                label=None if label is None else str(label),
+                explanation=None if explanation is None else str(explanation),
+            )
+        )
+    return found or None
 
 
 def _decode_kind(attrs: _Attributes) -> SpanKind:

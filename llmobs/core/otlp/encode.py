@@ -29,7 +29,8 @@ from opentelemetry.trace.status import Status as OTelStatus
 from opentelemetry.trace.status import StatusCode
 
 from llmobs.core import conventions as c
-from llmobs.core.model import Span, SpanKind, Status, Usage
+from llmobs.core.evaluation import ERROR_LABEL
+from llmobs.core.model import Evaluation, Span, SpanKind, Status, Usage
 
 #: Model calls leave the process (CLIENT); tools, agents and chains run in it (INTERNAL).
 _CLIENT_KINDS = frozenset({SpanKind.LLM, SpanKind.EMBEDDING, SpanKind.RETRIEVER, SpanKind.RERANKER})
@@ -89,6 +90,8 @@ def encode_span(span: Span, resource: Resource) -> ReadableSpan:
                 timestamp=span.end_ns or None,
             )
         )
+    if span.evaluations:
+        events.extend(evaluation_events(span.evaluations, span.end_ns))
     parent = _context(span.trace_id, span.parent_id) if span.parent_id else None
     return ReadableSpan(
         name=name,
@@ -197,10 +200,47 @@ def span_attributes(span: Span) -> dict[str, Any]:
     if span.documents is not None:
         _document_attributes(span.documents, a)
     _plain_attributes(span.attributes, a)
-    evaluations = getattr(span, "evaluations", None)
-    if evaluations is not None:
+    evaluations = span.evaluations
+    if evaluations is not None and not _events_carry_exactly(evaluations):
         a[c.LLMOBS_EVALUATIONS] = _json([e.to_dict() for e in evaluations])
     return a
+
+
+def evaluation_events(evaluations: Sequence[Evaluation], timestamp_ns: int) -> list[Event]:
+    """One OpenTelemetry GenAI `gen_ai.evaluation.result` event per evaluation.
+
+    Absent parts (no score, no label, no explanation) are left out, as the conventions ask; an
+    error result (an evaluator that raised or timed out) also carries `error.type`.
+    """
+    out = []
+    for evaluation in evaluations:
+        attributes: dict[str, Any] = {c.GEN_AI_EVALUATION_NAME: str(evaluation.name)}
+        if isinstance(evaluation.score, int | float):
+            attributes[c.GEN_AI_EVALUATION_SCORE_VALUE] = float(evaluation.score)
+        if evaluation.label is not None:
+            attributes[c.GEN_AI_EVALUATION_SCORE_LABEL] = str(evaluation.label)
+        if evaluation.explanation is not None:
+            attributes[c.GEN_AI_EVALUATION_EXPLANATION] = str(evaluation.explanation)
+        if evaluation.label == ERROR_LABEL and evaluation.score is None:
+            attributes[c.ERROR_TYPE] = c.EVALUATION_ERROR_TYPE
+        out.append(Event(c.GEN_AI_EVALUATION_RESULT_EVENT, attributes, timestamp=timestamp_ns or None))
+    return out
+
+
+def _events_carry_exactly(evaluations: Sequence[Evaluation]) -> bool:
+    """Whether decoding the events gives back exactly these evaluations (else `llmobs.evaluations`
+    carries them too): not for an empty list, nor for values that are not strings and floats."""
+    if not evaluations:
+        return False
+    for evaluation in evaluations:
+        score = evaluation.score
+        if not isinstance(evaluation.name, str):
+            return False
+        if score is not None and (not isinstance(score, int | float) or score != score):  # NaN != NaN
+            return False
+        if not all(v is None or isinstance(v, str) for v in (evaluation.label, evaluation.explanation)):
+            return False
+    return True
 
 
 def _usage_attributes(usage: Usage, a: dict[str, Any]) -> None:
