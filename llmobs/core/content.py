@@ -114,6 +114,10 @@ class ContentPolicy:
             patterns = [*DEFAULT_SECRET_PATTERNS, *patterns]
         self._secret_re = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
         self._min_secret_len = _MIN_SECRET_LEN if not redact_patterns else 1
+        # Strings shorter than this can neither hold a secret nor need truncation: kept as they are.
+        self._short = (
+            min(self._min_secret_len, self.max_chars + 1) if self._secret_re is not None else self.max_chars + 1
+        )
         # With only the default patterns, a string is searched only when it holds one of their
         # literal markers: the combined regex costs ~0.1 µs per character, a substring test far less.
         self._markers = _DEFAULT_SECRET_MARKERS if patterns == list(DEFAULT_SECRET_PATTERNS) else None
@@ -136,8 +140,11 @@ class ContentPolicy:
             docs = span.documents if self.capture else [_without_content(d) for d in span.documents]
             cleaned = self.clean(docs)
             span.documents = cleaned if isinstance(cleaned, list) else None
-        attributes = self.clean(span.attributes)
-        span.attributes = attributes if isinstance(attributes, dict) else {"value": attributes}
+        if span.attributes:
+            attributes = self.clean(span.attributes)
+            span.attributes = attributes if isinstance(attributes, dict) else {"value": attributes}
+        elif type(span.attributes) is not dict:
+            span.attributes = {}
         if span.tool is not None:
             tool = self.clean(span.tool)
             span.tool = tool if isinstance(tool, dict) else None
@@ -188,36 +195,10 @@ class ContentPolicy:
             return value if math.isfinite(value) else str(value)
         if depth >= MAX_DEPTH:
             return "…[max depth]"
-        if isinstance(value, Mapping):
-            marker = id(value)
-            if marker in seen:
-                return "…[cycle]"
-            seen.add(marker)
-            out: dict[str, Any] = {}
-            for i, (key, item) in enumerate(value.items()):
-                if i >= self.max_items:
-                    out["…"] = f"[truncated {len(value) - self.max_items} items]"
-                    break
-                name = key if type(key) is str else str(key)
-                if self.is_secret_key(name) and item is not None and item != "":
-                    out[name] = REDACTED
-                else:
-                    out[name] = self._clean(item, depth + 1, seen)
-            seen.discard(marker)
-            return out
-        if isinstance(value, (list, tuple, set, frozenset)):
-            marker = id(value)
-            if marker in seen:
-                return "…[cycle]"
-            seen.add(marker)
-            items: list[Any] = []
-            for i, item in enumerate(value):
-                if i >= self.max_items:
-                    items.append(f"…[truncated {len(value) - self.max_items} items]")
-                    break
-                items.append(self._clean(item, depth + 1, seen))
-            seen.discard(marker)
-            return items
+        if kind is dict or (kind is not list and isinstance(value, Mapping)):
+            return self._clean_mapping(value, depth, seen)
+        if kind is list or kind is tuple or isinstance(value, (list, tuple, set, frozenset)):
+            return self._clean_items(value, depth, seen)
         if isinstance(value, str):  # str subclasses (enums with str mixin, ...)
             return self.clean_str(str(value))
         if isinstance(value, (int, float)):
@@ -225,6 +206,60 @@ class ContentPolicy:
         if isinstance(value, (bytes, bytearray, memoryview)):
             return f"<{len(value)} bytes>"
         return self._clean(_to_plain(value), depth + 1, seen)
+
+    # The two container walks handle str, None, int and bool leaves inline: most of a span's
+    # content is such leaves, and a call per leaf is most of the cost of the walk.
+
+    def _clean_mapping(self, value: Mapping[Any, Any], depth: int, seen: set[int]) -> Any:
+        marker = id(value)
+        if marker in seen:
+            return "…[cycle]"
+        seen.add(marker)
+        out: dict[str, Any] = {}
+        limit = self.max_items
+        clean_str = self.clean_str
+        short = self._short
+        is_secret_key = self.is_secret_key
+        for i, (key, item) in enumerate(value.items()):
+            if i >= limit:
+                out["…"] = f"[truncated {len(value) - limit} items]"
+                break
+            name = key if type(key) is str else str(key)
+            if is_secret_key(name) and item is not None and item != "":
+                out[name] = REDACTED
+                continue
+            kind = type(item)
+            if kind is str:
+                out[name] = item if len(item) < short else clean_str(item)
+            elif item is None or kind is int or kind is bool:
+                out[name] = item
+            else:
+                out[name] = self._clean(item, depth + 1, seen)
+        seen.discard(marker)
+        return out
+
+    def _clean_items(self, value: Any, depth: int, seen: set[int]) -> Any:
+        marker = id(value)
+        if marker in seen:
+            return "…[cycle]"
+        seen.add(marker)
+        items: list[Any] = []
+        limit = self.max_items
+        clean_str = self.clean_str
+        short = self._short
+        for i, item in enumerate(value):
+            if i >= limit:
+                items.append(f"…[truncated {len(value) - limit} items]")
+                break
+            kind = type(item)
+            if kind is str:
+                items.append(item if len(item) < short else clean_str(item))
+            elif item is None or kind is int or kind is bool:
+                items.append(item)
+            else:
+                items.append(self._clean(item, depth + 1, seen))
+        seen.discard(marker)
+        return items
 
     def _redact_paths(self, span: Span) -> None:
         roots = {"input": span.input, "output": span.output, "attributes": span.attributes, "documents": span.documents}

@@ -58,6 +58,7 @@ PROVIDER_ALIASES: dict[str, str] = {
 }
 
 OVERRIDE_SOURCE = "override"
+_NS_PER_DAY = 86_400 * 10**9
 
 
 def genai_prices_version() -> str:
@@ -173,6 +174,9 @@ class Pricer:
         self._warned: set[str] = set()
 
     def override_for(self, model: str) -> PriceOverride | None:
+        """The user's price for `model` (exact name, case-insensitive, else the first glob)."""
+        if not self._exact and not self._globs:
+            return None
         key = model.lower()
         found = self._exact.get(key)
         if found is not None:
@@ -192,7 +196,8 @@ class Pricer:
         at_ns: int | None = None,
     ) -> Cost | None:
         """The cost of `usage` on `model` (else `response_model`), or None when it cannot be priced."""
-        if usage is None or usage.is_empty():
+        if usage is None or (usage.input_tokens is None and usage.output_tokens is None):
+            # A total (or cache count) alone says nothing of what was bought: unknown, not free.
             return None
         for candidate in (model, response_model):
             if not candidate:
@@ -200,7 +205,9 @@ class Pricer:
             override = self.override_for(candidate)
             if override is not None:
                 return override.cost(usage)
-        day = datetime.fromtimestamp((at_ns or 0) / 1e9, tz=timezone.utc).date().isoformat() if at_ns else None
+        # Prices are looked up by UTC day (genai-prices knows dated price changes); an int day
+        # number keeps the cache key cheap on the pipeline's hot path.
+        day = at_ns // _NS_PER_DAY if at_ns else None
         key = (
             usage.input_tokens,
             usage.output_tokens,
@@ -212,11 +219,12 @@ class Pricer:
             if candidate:
                 cost = self._calc(candidate, provider, key, day)
                 if cost is not None:
-                    return cost
+                    # A fresh record per span: cached results are shared and must not be mutated.
+                    return Cost(cost.input_usd, cost.output_usd, cost.total_usd, cost.source)
         return None
 
     def _calc_uncached(
-        self, model: str, provider: str | None, usage_key: tuple[int | None, ...], day: str | None
+        self, model: str, provider: str | None, usage_key: tuple[int | None, ...], day: int | None
     ) -> Cost | None:
         from genai_prices import Usage as GPUsage
         from genai_prices import calc_price
@@ -232,7 +240,7 @@ class Pricer:
             "output_reasoning_tokens": reasoning,
         }
         gp_usage = GPUsage(**{k: v for k, v in values.items() if v})
-        when = datetime.fromisoformat(day).replace(tzinfo=timezone.utc) if day else None
+        when = datetime.fromtimestamp(day * 86_400, tz=timezone.utc) if day is not None else None
         attempts: list[tuple[str, str | None]] = [(bare, provider_id)]
         if provider_id is not None and not _provider_known(provider_id):
             # A provider genai-prices does not know (a proxy, a fake): price by the model alone.

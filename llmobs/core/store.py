@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from llmobs.core.model import MODEL_KINDS, Span
 
 SCHEMA_VERSION = 1
@@ -172,8 +174,18 @@ def span_row(span: Span, inserted_ns: int) -> tuple[Any, ...]:
         cost.total_usd if cost is not None else None,
         span.ttft_ms,
         inserted_ns,
-        json.dumps(span.to_dict(), separators=(",", ":"), ensure_ascii=False, default=str),
+        span_json(span),
     )
+
+
+def span_json(span: Span) -> str:
+    """The span's JSON form, compact. orjson is ~10x faster than json on the pipeline thread;
+    json (same output) covers what orjson refuses, such as integers beyond 64 bits."""
+    data = span.to_dict()
+    try:
+        return orjson.dumps(data, default=str).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def insert_spans(
