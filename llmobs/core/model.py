@@ -109,8 +109,9 @@ def sanitized_usage(usage: Any) -> Usage | None:
 
     Frameworks pass provider usage through untouched, so a count may arrive as a string, a
     float, a negative number or garbage. A count that cannot be read is unknown (None), never
-    guessed; a part larger than its whole (cache reads above input, reasoning above output) is
-    dropped. None when no count is left, or when `usage` is not a `Usage` at all.
+    guessed; a part larger than its whole (cache reads above input, reasoning above output), or
+    whose whole is unknown, is dropped, and so is a total below input plus output (recomputed when
+    both are known). None when no count is left, or when `usage` is not a `Usage` at all.
     """
     if not isinstance(usage, Usage):
         return None
@@ -118,18 +119,24 @@ def sanitized_usage(usage: Any) -> Usage | None:
     if all(c is None or (type(c) is int and c >= 0) for c in counts):
         inp, out, _, cache_read, cache_write, reasoning = counts
         if (
-            inp is None or ((cache_read is None or cache_read <= inp) and (cache_write is None or cache_write <= inp))
-        ) and (out is None or reasoning is None or reasoning <= out):
-            return usage  # the common case: nothing to fix
+            (cache_read is None and cache_write is None)
+            if inp is None
+            else ((cache_read is None or cache_read <= inp) and (cache_write is None or cache_write <= inp))
+        ) and (reasoning is None if out is None else (reasoning is None or reasoning <= out)):
+            total = counts[2]
+            if total is None or total >= (inp or 0) + (out or 0):
+                return usage  # the common case: nothing to fix
     clean = Usage(*(_token_count(c) for c in counts))
-    if clean.input_tokens is not None:
-        if clean.cache_read_tokens is not None and clean.cache_read_tokens > clean.input_tokens:
-            clean.cache_read_tokens = None
-        if clean.cache_write_tokens is not None and clean.cache_write_tokens > clean.input_tokens:
-            clean.cache_write_tokens = None
-    reasoning = clean.reasoning_tokens
-    if clean.output_tokens is not None and reasoning is not None and reasoning > clean.output_tokens:
+    inp, out = clean.input_tokens, clean.output_tokens
+    # A part is only meaningful within a known whole (genai-prices refuses it otherwise).
+    if clean.cache_read_tokens is not None and (inp is None or clean.cache_read_tokens > inp):
+        clean.cache_read_tokens = None
+    if clean.cache_write_tokens is not None and (inp is None or clean.cache_write_tokens > inp):
+        clean.cache_write_tokens = None
+    if clean.reasoning_tokens is not None and (out is None or clean.reasoning_tokens > out):
         clean.reasoning_tokens = None
+    if clean.total_tokens is not None and clean.total_tokens < (inp or 0) + (out or 0):
+        clean.total_tokens = inp + out if inp is not None and out is not None else None
     return None if clean.is_empty() else clean
 
 
