@@ -303,9 +303,18 @@ def _without_content(doc: Any) -> Any:
     return None
 
 
+def _attribute(value: Any, name: str) -> Any:
+    """`getattr(value, name, None)` that also survives a `__getattr__` raising something else
+    (lazy proxies, ORM objects whose session is gone): such a value must not cost its span."""
+    try:
+        return getattr(value, name, None)
+    except Exception:
+        return None
+
+
 def _to_plain(value: Any) -> Any:
     """A plain Python structure for an arbitrary object (pydantic models, dataclasses, ...)."""
-    dump = getattr(value, "model_dump", None)
+    dump = _attribute(value, "model_dump")
     if callable(dump):
         try:
             return dump(mode="json", exclude_none=True)
@@ -316,7 +325,7 @@ def _to_plain(value: Any) -> Any:
             return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         except Exception:
             pass
-    to_dict = getattr(value, "to_dict", None)
+    to_dict = _attribute(value, "to_dict")
     if callable(to_dict):
         try:
             return to_dict()

@@ -101,7 +101,11 @@ def _token_count(value: Any) -> int | None:
         if number != number or number in (float("inf"), float("-inf")):
             return None
         value = int(number)
-    return value if value >= 0 else None
+    return value if 0 <= value <= _MAX_TOKEN_COUNT else None
+
+
+#: Counts travel as signed 64-bit ints (OTLP, SQLite); anything larger is garbage, not usage.
+_MAX_TOKEN_COUNT = 2**63 - 1
 
 
 def sanitized_usage(usage: Any) -> Usage | None:
@@ -116,7 +120,7 @@ def sanitized_usage(usage: Any) -> Usage | None:
     if not isinstance(usage, Usage):
         return None
     counts = [getattr(usage, name) for name in _USAGE_FIELDS]
-    if all(c is None or (type(c) is int and c >= 0) for c in counts):
+    if all(c is None or (type(c) is int and 0 <= c <= _MAX_TOKEN_COUNT) for c in counts):
         inp, out, _, cache_read, cache_write, reasoning = counts
         if (
             (cache_read is None and cache_write is None)

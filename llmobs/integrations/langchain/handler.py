@@ -332,7 +332,11 @@ class CallbackHandler(BaseCallbackHandler):
 
     def on_retriever_end(self, documents: Sequence[Any], *, run_id: UUID, **kwargs: Any) -> None:
         try:
-            self._end(run_id, list(documents))
+            try:
+                docs: Any = list(documents)
+            except Exception:
+                docs = None  # unreadable documents: the run still ends, without them
+            self._end(run_id, docs)
         except Exception as exc:
             _fault("on_retriever_end", exc)
 
