@@ -22,6 +22,7 @@ from llmobs.cli.prices import prices
 from llmobs.cli.render import summary_row
 from llmobs.cli.stats import stats
 from llmobs.cli.tail import tail
+from llmobs.cli.watch import watch
 from llmobs.cli.waterfall import render_details, render_waterfall
 from llmobs.core import store
 
@@ -196,7 +197,7 @@ def _write_lines(out: TextIO, rows: Iterable[tuple[int, str]]) -> int:
 
 
 # Commands that live in their own modules.
-for _command in (tail, stats, prices, demo):
+for _command in (tail, watch, stats, prices, demo):
     cli.add_command(_command)
 
 

@@ -15,17 +15,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import click
 from rich.console import Console
 from rich.text import Text
 
+from llmobs.cli.alerting import ALERT_EXIT_CODE, AlertMonitor, alert_line, alert_options, alert_rules, highlight
 from llmobs.cli.filters import SpanFilter, build_filter, filter_options
 from llmobs.cli.options import SINCE, db_option
 from llmobs.cli.render import fmt_cost, fmt_ms, fmt_tokens, trace_totals
 from llmobs.cli.tail_lines import LineLayout, TreePlacer, span_line, summary_line
 from llmobs.core import store
+from llmobs.core.alerts import Alert
 from llmobs.core.config import default_db_path
 from llmobs.core.model import MODEL_KINDS, Span
 
@@ -109,6 +111,7 @@ class TailPrinter:
         as_json: bool,
         out: TextIO | None = None,
         console: Console | None = None,
+        alerts: AlertMonitor | None = None,
     ) -> None:
         self.conn = conn
         self.filter = span_filter
@@ -120,6 +123,9 @@ class TailPrinter:
         self.placer = TreePlacer()
         self.stats = TailStats()
         self.on_line: Callable[[Span], None] | None = None  # for the benchmark
+        #: `--alert` rules: matching spans are highlighted, fired alerts get a line of their own
+        #: (on stderr with --json, so stdout stays span JSON).
+        self.alerts = alerts
 
     def handle(self, rows: list[tuple[int, str]]) -> None:
         spans: list[tuple[Span, str]] = []
@@ -141,16 +147,46 @@ class TailPrinter:
                 self.stats.add(span)
                 if self.on_line is not None:
                     self.on_line(span)
+                if self.alerts is not None:
+                    fired = self.alerts.observe(span)
+                    if fired:
+                        self.out.write("".join(chunks))
+                        chunks = []
+                        self._write_alerts_stderr(fired)
         if chunks:
             self.out.write("".join(chunks))
             self.out.flush()
+
+    def _write_alerts_stderr(self, fired: list[Alert]) -> None:
+        assert self.alerts is not None
+        self.out.flush()
+        for alert in fired:
+            click.echo(alert_line(alert, self.alerts.rule(alert)).plain, err=True)
+
+    def on_idle(self) -> None:
+        """No new rows: let alert windows see time pass (they may re-arm, or fire)."""
+        if self.alerts is None:
+            return
+        fired = self.alerts.tick(time.time_ns())
+        if not fired:
+            return
+        if self.as_json:
+            self._write_alerts_stderr(fired)
+        else:
+            self._write([(alert_line(alert, self.alerts.rule(alert)), None) for alert in fired])
 
     def _handle_text(self, spans: list[Span]) -> None:
         depths = self.placer.place_batch(spans)
         lines: list[tuple[Text, Span | None]] = []
         for span, depth in zip(spans, depths, strict=True):
             if self.filter.matches(span):
-                lines.append((span_line(span, depth, self.layout), span))
+                line = span_line(span, depth, self.layout)
+                fired = self.alerts.observe(span) if self.alerts is not None else []
+                if self.alerts is not None:
+                    highlight(line, self.alerts.matched)
+                lines.append((line, span))
+                if self.alerts is not None:
+                    lines.extend((alert_line(a, self.alerts.rule(a)), None) for a in fired if a.window is not None)
                 self.placer.mark_printed(span.trace_id)
                 self.stats.add(span)
                 if self.on_line is not None:
@@ -180,18 +216,30 @@ class TailPrinter:
             self.out.flush()
 
 
+class RowHandler(Protocol):
+    """What `follow` feeds: `TailPrinter`, or `watch`'s alert runner."""
+
+    def handle(self, rows: list[tuple[int, str]]) -> None: ...
+
+    def on_idle(self) -> None: ...
+
+
 def follow(
     conn: sqlite3.Connection,
-    printer: TailPrinter,
+    printer: RowHandler,
     *,
     since_ns: int | None,
     keep_following: bool,
     poll_interval: float = POLL_INTERVAL_S,
     should_stop: Callable[[], bool] = lambda: False,
+    start_seq: int | None = None,
 ) -> None:
-    """Replay (from `since_ns`, or everything when not following), then poll for new rows."""
+    """Replay (from `since_ns`, or everything when not following), then poll for new rows.
+
+    Following without `since_ns` starts after `start_seq` (default: the store's last row now).
+    """
     if since_ns is None and keep_following:
-        after = last_seq(conn)
+        after = last_seq(conn) if start_seq is None else start_seq
     else:
         after = 0
         while True:
@@ -207,6 +255,8 @@ def follow(
             after = rows[-1][0]
             if len(rows) == _BATCH_ROWS:
                 continue  # more waiting: no sleep
+        else:
+            printer.on_idle()
         time.sleep(poll_interval)
 
 
@@ -232,6 +282,7 @@ def follow(
     is_flag=True,
     help="With --otlp: allow --host to be an address other machines can reach (use it with --token).",
 )
+@alert_options
 def tail(
     db: Path | None,
     since: int | None,
@@ -244,6 +295,8 @@ def tail(
     grpc_port: int,
     token: str | None,
     allow_remote: bool,
+    alerts: tuple[str, ...],
+    fail_on_alert: bool,
     **filters: Any,
 ) -> None:
     """Follow the store: print each finished span as it lands, like `kubectl logs -f`.
@@ -265,14 +318,24 @@ def tail(
       llmobs tail --no-follow --since 1h --json | jq .cost
       llmobs tail --otlp            # then: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
       llmobs tail --otlp --host 0.0.0.0 --allow-remote --token "$LLMOBS_TAIL_TOKEN"
+      llmobs tail --alert 'cost>0.05' --alert 'error_rate>5%/5m' --alert 'p95(duration)>3s/10m'
+      llmobs tail --no-follow --since 1h --alert error --fail-on-alert   # CI: exit 1 on any failed span
+
+    With --alert, spans that match a span rule are marked with the rules they matched, and a
+    line starting `⚠ ALERT` is printed when a windowed rule fires (on stderr with --json). Rules
+    see the spans the filters let through. Windows follow the spans' end times, so a replay
+    alerts as the live stream did. See `llmobs watch` to run commands or webhooks on alerts.
 
     The receiver binds 127.0.0.1 unless told otherwise: any other --host needs --allow-remote,
     and should come with --token, since received spans hold prompts and completions.
     """
     span_filter = build_filter(**filters)
+    monitor = AlertMonitor(alert_rules(alerts)) if alerts else None
+    if fail_on_alert and monitor is None:
+        raise click.UsageError("--fail-on-alert needs at least one --alert RULE")
     path, conn = open_follow_store(db)
     console = Console(stderr=False, highlight=False)
-    printer = TailPrinter(conn, span_filter, as_json=as_json, console=console)
+    printer = TailPrinter(conn, span_filter, as_json=as_json, console=console, alerts=monitor)
     if grpc_on and not otlp:
         raise click.UsageError("--grpc needs --otlp")
     from llmobs.cli.receiver import is_loopback
@@ -298,7 +361,13 @@ def tail(
     elif addresses:
         click.echo(f"llmobs: OTLP receiver on {addresses}", err=True)
     try:
-        follow(conn, printer, since_ns=since, keep_following=not no_follow)
+        follow(
+            conn,
+            printer,
+            since_ns=since,
+            keep_following=not no_follow,
+            should_stop=lambda: fail_on_alert and monitor is not None and monitor.fired > 0,
+        )
     except KeyboardInterrupt:
         pass
     finally:
@@ -307,3 +376,6 @@ def tail(
         conn.close()
     if not no_follow:
         click.echo(printer.stats.line(), err=True)
+    if fail_on_alert and monitor is not None and monitor.fired:
+        click.echo(f"llmobs tail: {monitor.fired} alert(s) fired", err=True)
+        sys.exit(ALERT_EXIT_CODE)
