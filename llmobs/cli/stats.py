@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from llmobs.cli.compare import compare_options, run_compare
 from llmobs.cli.filters import SpanFilter, attribute_text, build_filter, filter_options, lookup_attribute
 from llmobs.cli.options import SINCE, db_option, make_console, open_store
 from llmobs.cli.render import fmt_cost, fmt_ms, fmt_tokens
@@ -254,7 +255,22 @@ def render_stats(console: Console, result: dict[str, Any]) -> None:
     help="Group by model, framework, kind, service, or attribute:KEY (e.g. attribute:session_id).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as one JSON object.")
-def stats(db: Path | None, since: int | None, by: str | None, as_json: bool, **filters: Any) -> None:
+@compare_options
+def stats(
+    db: Path | None,
+    since: int | None,
+    by: str | None,
+    as_json: bool,
+    compare: tuple[str, str] | None,
+    threshold: str,
+    rate_threshold: str,
+    score_threshold: float,
+    confidence: float,
+    resamples: int,
+    seed: int,
+    fail_on_regression: bool,
+    **filters: Any,
+) -> None:
     """Count, error rate, p50/p95/p99 duration and TTFT, tokens and cost, grouped.
 
     Below the table: a latency histogram and a sparkline of cost per interval. Tokens and cost
@@ -266,11 +282,48 @@ def stats(db: Path | None, since: int | None, by: str | None, as_json: bool, **f
       llmobs stats --by model --kind llm
       llmobs stats --by attribute:session_id --since 1d
       llmobs stats --by service --json | jq '.groups[] | {key, cost_usd}'
+
+    With --compare A B, two sets of requests (traces) side by side instead: count, p50/p95
+    duration and TTFT, tokens and cost per request, error rate and mean evaluation scores, each
+    with B's change from A, a bootstrap confidence interval of the change, and a flag when the
+    change is both significant (the interval excludes 0) and over its threshold. A side is a
+    window of trace start times, an attribute value, a service, or several joined by commas:
+
+    \b
+      llmobs stats --compare 2h..1h 1h                       # the last hour against the one before
+      llmobs stats --compare attribute:version=v12 attribute:version=v13
+      llmobs stats --compare 'service:bot,7d..1d' 'service:bot,1d' --json
+      llmobs stats --compare ..2026-11-27T12:00 2026-11-27T12:00.. --threshold 5%
+      llmobs stats --compare attribute:prompt=a attribute:prompt=b --fail-on-regression   # CI
+
+    Windows are START..END, each a --since value (30m, 2h, 7d: that long ago; an ISO time) or
+    `now`; a lone value means from then until now. With --compare, filters keep whole traces
+    that have a matching span, and --since bounds both sides.
     """
     if by is not None and by not in GROUPINGS and not (by.startswith("attribute:") and len(by) > len("attribute:")):
         raise click.BadParameter(f"{by!r}: use one of {', '.join(GROUPINGS)} or attribute:KEY", param_hint="--by")
     span_filter = build_filter(**filters)
     conn = open_store(db)
+    if compare is not None:
+        if by is not None:
+            raise click.UsageError("--by and --compare do not go together")
+        run_compare(
+            conn,
+            load_spans,
+            sides=compare,
+            since_ns=since,
+            span_filter=span_filter,
+            as_json=as_json,
+            console=make_console(),
+            threshold=threshold,
+            rate_threshold=rate_threshold,
+            score_threshold=score_threshold,
+            confidence=confidence,
+            resamples=resamples,
+            seed=seed,
+            fail_on_regression=fail_on_regression,
+        )
+        return
     spans = load_spans(conn, since, span_filter)
     console = make_console()
     terminal = console.is_terminal and not as_json
