@@ -140,15 +140,21 @@ def show(db: Path | None, trace_id: str, as_json: bool, brief: bool, no_content:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl"]),
+    type=click.Choice(["jsonl", "case"]),
     default="jsonl",
     show_default=True,
-    help="Output format: one span JSON object (the documented span contract) per line.",
+    help="jsonl: one span JSON object (the documented span contract) per line. case: the --trace as a "
+    "regression case for llmobs.testing (input, output, tool trajectory, models, evaluations), "
+    "appended to -o or printed.",
 )
 @click.option("--since", type=SINCE, default=None, help="Only spans started since: 10m, 2h, 7d or an ISO time.")
 @click.option("--trace", "trace_prefix", default=None, help="Only this trace (an id prefix is enough).")
 @click.option(
-    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write to this file."
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file (--format case appends to it).",
 )
 @click.option(
     "--to",
@@ -167,7 +173,10 @@ def export(
       llmobs export --format jsonl > spans.jsonl
       llmobs export --since 1h --trace 3f2a
       llmobs export --to langfuse --since 1h
+      llmobs export --trace 3f2a --format case -o tests/cases.jsonl   # a failing trace → a test case
     """
+    if fmt == "case" and (trace_prefix is None or to is not None or since is not None):
+        raise click.UsageError("--format case exports one trace: give --trace ID (and neither --to nor --since)")
     conn = open_store(db)
     trace_id = None
     if trace_prefix:
@@ -175,6 +184,11 @@ def export(
             trace_id = store.resolve_trace_id(conn, trace_prefix)
         except store.StoreError as exc:
             raise click.ClickException(str(exc)) from exc
+    if fmt == "case" and trace_id is not None:
+        from llmobs.cli.cases import export_case
+
+        export_case(conn, trace_id, output)
+        return
     if to is not None:
         from llmobs.cli.replay import export_to
 
