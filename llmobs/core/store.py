@@ -21,12 +21,16 @@ import orjson
 
 from llmobs.core.model import MODEL_KINDS, Span
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
+#: Pages SQLite may cache per writer connection (negative: KiB), so the indexes of a large store
+#: stay in memory.
+CACHE_KIB = 16 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    trace_key    INTEGER NOT NULL,
     trace_id     TEXT    NOT NULL,
     span_id      TEXT    NOT NULL,
     parent_id    TEXT,
@@ -47,15 +51,34 @@ CREATE TABLE IF NOT EXISTS spans (
     inserted_ns  INTEGER NOT NULL,
     data         TEXT    NOT NULL
 );
-CREATE INDEX IF NOT EXISTS spans_trace_id ON spans (trace_id);
+CREATE INDEX IF NOT EXISTS spans_trace_key ON spans (trace_key);
 CREATE INDEX IF NOT EXISTS spans_start_ns ON spans (start_ns);
 """
 
 _INSERT = (
-    "INSERT INTO spans (trace_id, span_id, parent_id, name, kind, framework, service, start_ns, end_ns,"
+    "INSERT INTO spans (trace_key, trace_id, span_id, parent_id, name, kind, framework, service, start_ns, end_ns,"
     " duration_ms, status, model, provider, input_tokens, output_tokens, cost_usd, ttft_ms, inserted_ns, data)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+
+
+def trace_key(trace_id: str) -> int:
+    """The indexed stand-in for a trace id: its first 64 bits as a signed integer.
+
+    Trace ids are random, so every new trace lands at a random place in its index; an 8-byte
+    integer key keeps that index a third the size of one on the 32-character text, which is most
+    of the cost of a write. Lookups compare the full id after the key.
+    """
+    try:
+        return int(trace_id[:16], 16) - 2**63
+    except ValueError:
+        return 0
+
+
+def _prefix_key_range(prefix: str) -> tuple[int, int]:
+    head = prefix[:16]
+    return int(head.ljust(16, "0"), 16) - 2**63, int(head.ljust(16, "f"), 16) - 2**63
+
 
 # Tokens and cost of a trace count only the application's own model calls: agent frameworks'
 # aggregate usage (turns, tasks) and evaluator spans must not inflate them.
@@ -92,6 +115,7 @@ def connect(
         if not readonly:
             _retry_while_locked(lambda: _enable_wal(conn), busy_ms / 1000)
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             _retry_while_locked(lambda: _migrate(conn), busy_ms / 1000)
         else:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -141,9 +165,17 @@ def _migrate(conn: sqlite3.Connection) -> None:
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+        if version == 1:
+            # 1 → 2: spans are found by an integer key of their trace id instead of the text.
+            conn.execute("ALTER TABLE spans ADD COLUMN trace_key INTEGER NOT NULL DEFAULT 0")
+            rows = conn.execute("SELECT DISTINCT trace_id FROM spans").fetchall()
+            conn.executemany("UPDATE spans SET trace_key = ? WHERE trace_id = ?", [(trace_key(t), t) for (t,) in rows])
+            conn.execute("DROP INDEX IF EXISTS spans_trace_id")
+        if version < SCHEMA_VERSION:
+            for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -156,6 +188,7 @@ def span_row(span: Span, inserted_ns: int) -> tuple[Any, ...]:
     usage = span.usage
     cost = span.cost
     return (
+        trace_key(span.trace_id),
         span.trace_id,
         span.span_id,
         span.parent_id,
@@ -277,8 +310,9 @@ def recent_traces(conn: sqlite3.Connection, *, limit: int = 20, since_ns: int | 
     out = []
     for trace_id, t0, t1, count, errors, tin, tout, cost, unpriced in rows:
         root = conn.execute(
-            "SELECT name, service FROM spans WHERE trace_id = ? ORDER BY (parent_id IS NOT NULL), start_ns LIMIT 1",
-            (trace_id,),
+            "SELECT name, service FROM spans WHERE trace_key = ? AND trace_id = ?"
+            " ORDER BY (parent_id IS NOT NULL), start_ns LIMIT 1",
+            (trace_key(trace_id), trace_id),
         ).fetchone()
         out.append(
             TraceSummary(
@@ -304,8 +338,11 @@ def resolve_trace_id(conn: sqlite3.Connection, prefix: str) -> str:
     if not prefix or any(c not in "0123456789abcdef" for c in prefix):
         raise StoreError(f"{prefix!r} is not a trace id (hex characters)")
     hi = prefix + "g"  # every id with this prefix sorts between prefix and prefix+"g"
+    lo_key, hi_key = _prefix_key_range(prefix)
     rows = conn.execute(
-        "SELECT DISTINCT trace_id FROM spans WHERE trace_id >= ? AND trace_id < ? LIMIT 6", (prefix, hi)
+        "SELECT DISTINCT trace_id FROM spans WHERE trace_key BETWEEN ? AND ? AND trace_id >= ? AND trace_id < ?"
+        " LIMIT 6",
+        (lo_key, hi_key, prefix, hi),
     ).fetchall()
     if not rows:
         raise StoreError(f"no trace starts with {prefix!r}")
@@ -319,7 +356,10 @@ def resolve_trace_id(conn: sqlite3.Connection, prefix: str) -> str:
 
 def trace_spans(conn: sqlite3.Connection, trace_id: str) -> list[Span]:
     """Every span of one trace, in start order."""
-    rows = conn.execute("SELECT data FROM spans WHERE trace_id = ? ORDER BY start_ns, seq", (trace_id,))
+    rows = conn.execute(
+        "SELECT data FROM spans WHERE trace_key = ? AND trace_id = ? ORDER BY start_ns, seq",
+        (trace_key(trace_id), trace_id),
+    )
     return [Span.from_dict(json.loads(data)) for (data,) in rows]
 
 
@@ -333,8 +373,8 @@ def iter_span_json(
         clauses.append("start_ns >= ?")
         params.append(since_ns)
     if trace_id is not None:
-        clauses.append("trace_id = ?")
-        params.append(trace_id)
+        clauses.append("trace_key = ? AND trace_id = ?")
+        params.extend((trace_key(trace_id), trace_id))
     yield from conn.execute(f"SELECT seq, data FROM spans WHERE {' AND '.join(clauses)} ORDER BY seq", params)
 
 

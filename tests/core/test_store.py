@@ -67,7 +67,7 @@ def test_schema_wal_indexes_and_version(isolated_llmobs: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
     indexes = {row[1] for row in conn.execute("PRAGMA index_list('spans')")}
-    assert {"spans_trace_id", "spans_start_ns"} <= indexes
+    assert {"spans_trace_key", "spans_start_ns"} <= indexes
 
 
 def test_rows_hold_the_contract_json_and_summary_columns(isolated_llmobs: Path) -> None:
@@ -177,3 +177,38 @@ def test_a_new_store_is_private_to_its_owner(tmp_path: Path) -> None:
     assert db.parent.stat().st_mode & 0o777 == 0o700
     wal = db.with_name(db.name + "-wal")
     assert not wal.exists() or wal.stat().st_mode & 0o077 == 0
+
+
+def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
+    db = tmp_path / "v1.db"
+    old = sqlite3.connect(db)
+    old.executescript(
+        """
+        CREATE TABLE spans (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_id TEXT,
+            name TEXT NOT NULL, kind TEXT NOT NULL, framework TEXT NOT NULL, service TEXT NOT NULL,
+            start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, duration_ms REAL NOT NULL, status TEXT NOT NULL,
+            model TEXT, provider TEXT, input_tokens INTEGER, output_tokens INTEGER, cost_usd REAL, ttft_ms REAL,
+            inserted_ns INTEGER NOT NULL, data TEXT NOT NULL);
+        CREATE INDEX spans_trace_id ON spans (trace_id);
+        PRAGMA user_version = 1;
+        """
+    )
+    span = Span(trace_id="ab" * 16, span_id="1" * 16, name="old", start_ns=10**18, end_ns=10**18 + 5)
+    row = store.span_row(span, 0)[1:]  # the v1 row had no trace_key
+    old.execute(
+        "INSERT INTO spans (trace_id, span_id, parent_id, name, kind, framework, service, start_ns, end_ns,"
+        " duration_ms, status, model, provider, input_tokens, output_tokens, cost_usd, ttft_ms, inserted_ns, data)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        row,
+    )
+    old.commit()
+    old.close()
+    conn = store.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    assert [s.name for s in store.trace_spans(conn, "ab" * 16)] == ["old"]
+    assert store.resolve_trace_id(conn, "abab") == "ab" * 16
+    store.insert_spans(
+        conn, [Span(trace_id="ab" * 16, span_id="2" * 16, name="new", start_ns=10**18 + 1, end_ns=10**18 + 2)]
+    )
+    assert [s.name for s in store.trace_spans(conn, "ab" * 16)] == ["old", "new"]
