@@ -413,3 +413,87 @@ def test_watch_follows_live_spans_and_exits_at_the_first_alert(isolated_llmobs: 
     assert (alert["rule"], alert["trace_ids"], alert["span_name"]) == ("error", T(10), "request")
     assert [json.loads(body) for _, _, body in webhook.requests] == [alert]
     assert err.splitlines()[-1] == "llmobs watch: 2 spans judged, 1 alert(s)"
+
+
+def start_cli(db: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "LLMOBS_DB": str(db), "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "llmobs.cli.main", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[str, str]:
+    try:
+        return process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+@pytest.fixture
+def quiet_stream(isolated_llmobs: Path) -> Path:
+    """A fast request an hour ago and a slow one ten seconds ago: `min(duration)>1s/1h` is false
+    at the slow one's end (the fast one is 3595 s older, still in the hour), and becomes true once
+    the clock passes the fast one's end plus an hour, with no new span."""
+    now = time.time_ns()
+    fast = Span(tid(11), "0b" * 8, "request", SpanKind.CHAIN, start_ns=now - 3605 * S - S // 10, end_ns=now - 3605 * S)
+    slow = Span(tid(12), "0c" * 8, "request", SpanKind.CHAIN, start_ns=now - 12 * S, end_ns=now - 10 * S)
+    conn = store.connect(isolated_llmobs)
+    store.insert_spans(conn, [fast, slow])
+    conn.close()
+    return isolated_llmobs
+
+
+def test_replay_judges_on_span_times_only(quiet_stream: Path, run_cli) -> None:
+    for command in ("watch", "tail"):
+        result = run_cli(command, "--no-follow", "--since", "2h", "--alert", "min(duration)>1s/1h", "--fail-on-alert")
+        assert result.exit_code == 0, result.output
+        assert "ALERT" not in result.output
+
+
+@pytest.mark.parametrize("command", ["watch", "tail"])
+def test_following_a_quiet_store_lets_windows_see_time_pass(quiet_stream: Path, command: str) -> None:
+    process = start_cli(quiet_stream, command, "--since", "2h", "--alert", "min(duration)>1s/1h", "--fail-on-alert")
+    out, err = finish(process)
+    assert process.returncode == 1, err
+    if command == "watch":
+        [line] = out.splitlines()
+    else:
+        [line] = [line for line in out.splitlines() if "ALERT" in line]
+    assert line[9:] == "⚠ ALERT min(duration)>1s/1h: 2.00s over the last 1h (threshold 1.00s)  traces 0c0c0c0c"
+
+
+def test_watch_otlp_receives_spans_and_alerts_on_their_evaluations(isolated_llmobs: Path) -> None:
+    from urllib.request import Request, urlopen
+
+    from llmobs.core.otlp import spans_to_request
+
+    process = start_cli(
+        isolated_llmobs, "watch", "--otlp", "--port", "0", "--alert", "eval:non_empty<0.5", "--fail-on-alert", "--json"
+    )
+    try:
+        assert process.stderr is not None
+        started = process.stderr.readline()
+        assert started.startswith("llmobs watch: watching ") and " + OTLP on http://127.0.0.1:" in started
+        url = started.split(" + OTLP on ")[1].split()[0]
+        now = time.time_ns()
+        span = Span(
+            tid(13), "0d" * 8, "answer", SpanKind.CHAIN, service="remote-bot", start_ns=now - S, end_ns=now, output="",
+            evaluations=[Evaluation("non_empty", 0.0, "empty", "the answer is empty")],
+        )  # fmt: skip
+        body = spans_to_request([span]).SerializeToString()
+        request = Request(url, data=body, method="POST", headers={"Content-Type": "application/x-protobuf"})
+        with urlopen(request, timeout=10) as response:
+            assert response.status == 200
+    finally:
+        out, err = finish(process)
+    assert process.returncode == 1, err
+    [alert] = alerts_of(out)
+    assert (alert["rule"], alert["value"], alert["trace_ids"], alert["span_name"]) == (
+        "eval:non_empty<0.5",
+        0.0,
+        T(13),
+        "answer",
+    )
