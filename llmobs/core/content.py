@@ -17,6 +17,7 @@ field that also turns arbitrary Python objects into JSON values:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -163,6 +164,9 @@ class ContentPolicy:
         return self._clean(value, 0, set())
 
     def clean_str(self, value: str) -> str:
+        key_re = self._key_re
+        if key_re is not None and value[:1] in ("{", "[") and key_re.search(value):
+            value = self._redact_json_text(value)
         secret_re = self._secret_re
         if (
             secret_re is not None
@@ -174,6 +178,20 @@ class ContentPolicy:
         if len(value) > self.max_chars:
             value = f"{value[: self.max_chars]}…[truncated {len(value) - self.max_chars} chars]"
         return value
+
+    def _redact_json_text(self, value: str) -> str:
+        """JSON carried as text (tool-call `arguments` in a conversation history, say) with its
+        secret keys redacted like any other mapping's; other text is returned as it is."""
+        try:
+            parsed = json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+        if not isinstance(parsed, (dict, list)):
+            return value
+        cleaned = self._clean(parsed, 1, set())
+        if cleaned == parsed:
+            return value  # nothing to redact: keep the text exactly as it was
+        return json.dumps(cleaned, ensure_ascii=False)
 
     def is_secret_key(self, key: str) -> bool:
         if self._key_re is None:
