@@ -8,7 +8,8 @@ Langfuse (whose vendor `gen_ai.usage.cost` counts as Langfuse's). Two refinement
   `output.value`, which hold it exactly, rather than from the re-shaped `gen_ai.*.messages`;
 - cost has no GenAI attribute, so OpenInference's `llm.cost.*` comes first.
 
-Every attribute that was read into a field is consumed; the rest stays in `Span.attributes`. A span
+Evaluations come from `gen_ai.evaluation.result` span events, whoever wrote them. Every attribute
+that was read into a field is consumed; the rest stays in `Span.attributes`. A span
 with none of the families becomes a `custom` span with all its attributes kept. Spans get framework
 `otlp` unless they carry `llmobs.framework`.
 """

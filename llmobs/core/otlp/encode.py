@@ -7,7 +7,8 @@ attributes cannot carry exactly goes under `llmobs.*`, which is what makes
 `decode(encode(span)) == span` hold for every field.
 
 The span name follows the GenAI conventions, `{operation} {model|tool|agent}`; when that differs
-from the span's own name, the original travels as `llmobs.span.name`.
+from the span's own name, the original travels as `llmobs.span.name`. Each evaluation of the span
+(online evaluation) is a GenAI `gen_ai.evaluation.result` span event.
 
 Encoding runs on the pipeline thread (inside a sink's `write`), never on the application's.
 """
