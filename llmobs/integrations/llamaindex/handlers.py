@@ -48,6 +48,8 @@ FRAMEWORK = "llamaindex"
 HANDOFF_TOOL = "handoff"
 #: Cap on LlamaIndex spans we track at once (a stream that is never consumed never ends).
 MAX_OPEN = 20_000
+#: Every this many span enters, forget the spans the tracer evicted.
+_SWEEP_EVERY = 256
 
 _time_ns = time.time_ns
 _LLM = SpanKind.LLM
@@ -123,6 +125,7 @@ class Recorder:
         # LlamaIndex span id → the node it records into: its own, or (for a transparent or
         # collapsed span) its nearest recorded ancestor's.
         self.open: dict[str, Node] = {}
+        self._enters = 0
         self.on_event = {
             LLMChatStartEvent: self._llm_start,
             LLMCompletionStartEvent: self._llm_start,
@@ -180,7 +183,8 @@ class Recorder:
         if (kind is SpanKind.TOOL or kind is SpanKind.HANDOFF) and parent is not None and parent.rule.step:
             node.call_id = getattr(parent.bound_args.arguments.get("ev"), "tool_id", None)
         open_[id_] = node
-        if len(open_) > MAX_OPEN:
+        self._enters += 1
+        if len(open_) > MAX_OPEN or not self._enters % _SWEEP_EVERY:
             self._evict()
 
     def exit(self, id_: str, instance: Any, result: Any) -> None:
@@ -238,8 +242,18 @@ class Recorder:
         get_tracer().end_span(node.key, end_ns=end_ns or node.end_ns or None)
 
     def _evict(self) -> None:
-        """Forget the oldest tenth of the tracked spans (the tracer evicts their spans by TTL)."""
+        """Forget spans the tracer evicted (its cap and TTL), then, over `MAX_OPEN`, the oldest tenth."""
         open_ = self.open
+        try:
+            # A span that ended without passing through `_finish` was evicted by the tracer: a run
+            # that never ends must not outlive it here either.
+            ended = [key for key, node in list(open_.items()) if node.span.end_ns]
+        except RuntimeError:  # another thread changed the map meanwhile; sweep next time
+            ended = []
+        for key in ended:
+            open_.pop(key, None)
+        if len(open_) <= MAX_OPEN:
+            return
         for _ in range(MAX_OPEN // 10):
             try:
                 open_.pop(next(iter(open_)), None)
