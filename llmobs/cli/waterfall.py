@@ -171,6 +171,10 @@ def render_details(console: Console, spans: Sequence[Span], *, content: bool = T
         if span.attributes:
             compact = json.dumps(span.attributes, ensure_ascii=False, default=str, separators=(", ", ": "))
             fields.append(("attributes", compact if len(compact) <= 600 else compact[:600] + "…"))
+        for evaluation in span.evaluations or ():
+            score = "-" if evaluation.score is None else f"{evaluation.score:.2f}"
+            verdict = " ".join(part for part in (evaluation.name, score, evaluation.label or "") if part)
+            fields.append(("eval", verdict + (f"  {evaluation.explanation}" if evaluation.explanation else "")))
         for name, value in fields:
             line = Text(f"   {name:<10} ", style="dim")
             line.append(value, style="bold red" if name == "error" else "")

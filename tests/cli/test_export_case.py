@@ -59,6 +59,11 @@ def test_export_case_load_and_replay_through_the_cli(example: ModuleType, run_cl
     result = run_cli("export", "--trace", trace_id[:10], "--format", "case", "-o", str(cases_file))
     assert result.exit_code == 0, result.output
     assert result.stderr == (f"appended case {trace_id[:8]} (support-agent: 2 tool calls, status ok) to {cases_file}\n")
+    shown = run_cli("show", trace_id[:8], "--brief")
+    assert shown.exit_code == 0, shown.output
+    assert "   eval       non_empty 1.00 pass" not in shown.stdout  # --brief: tree and timeline only
+    details = run_cli("show", trace_id[:8], "--no-content").stdout.splitlines()
+    assert [line for line in details if line.startswith("   eval ")] == ["   eval       non_empty 1.00 pass"]
     printed = run_cli("export", "--trace", trace_id, "--format", "case")
     assert printed.exit_code == 0, printed.output
     [case] = load_cases(cases_file)
