@@ -169,15 +169,16 @@ class Tracer:
             if entry is not None:
                 parent = entry.span
         span = self._new_span(name, kind, framework, parent, start_ns)
-        previous = None
-        if activate:
-            previous = _current_span.get()
-            _current_span.set(span)
+        previous = _current_span.get() if activate else None
         with self._lock:
             self._in_flight[key] = _Entry(span, previous, activate, self._in_flight.get(key))
             self._starts += 1
             if len(self._in_flight) > self.settings.max_in_flight or not self._starts % _TTL_SWEEP_EVERY:
                 self._evict_locked()
+        if activate:
+            # Only once tracked: a span whose key was refused (unhashable) must not become current
+            # and parent spans that would point at a span never emitted.
+            _current_span.set(span)
         return span
 
     def get_span(self, key: Hashable) -> Span | None:

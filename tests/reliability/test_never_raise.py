@@ -612,6 +612,19 @@ def test_agents_processor_never_raises(
     assert_pipeline_still_works(recorder)
 
 
+def test_a_refused_run_id_leaves_no_phantom_parent(recorder: Recorder) -> None:
+    def body() -> None:
+        odd = SimpleNamespace(span_id={"unhashable": 1}, trace_id="trace_x", parent_id=None, span_data=None)
+        odd.span_data = CustomSpanData(name="c", data={})
+        TracingProcessor().on_span_start(odd)  # type: ignore[arg-type]
+        CallbackHandler().on_chain_start({"name": "odd"}, {}, run_id=["not", "hashable"])  # type: ignore[arg-type]
+        _record_normal_span()
+
+    contextvars.Context().run(body)
+    (span,) = recorder.spans()
+    assert (span.name, span.parent_id) == ("after the faults", None)
+
+
 # -- real runs whose models report odd usage ---------------------------------------------------
 
 
