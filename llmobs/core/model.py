@@ -144,6 +144,36 @@ def sanitized_usage(usage: Any) -> Usage | None:
     return None if clean.is_empty() else clean
 
 
+def _text_or_none(value: Any) -> str | None:
+    if isinstance(value, str):
+        return str(value) or None
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace") or None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None  # an object is not a model name: unknown rather than its repr
+
+
+def sanitize_span_fields(span: Span) -> None:
+    """Make the fields an integration copied from a framework's payload what the contract says.
+
+    Names and models must be strings, usage non-negative consistent ints (`sanitized_usage`),
+    time to first token a non-negative number. The pipeline calls this once per span, after the
+    integration's deferred extraction and before pricing.
+    """
+    for name in ("provider", "model", "response_model"):
+        value = getattr(span, name)
+        if value is not None and type(value) is not str:
+            setattr(span, name, _text_or_none(value))
+    if type(span.name) is not str or not span.name:
+        span.name = _text_or_none(span.name) or span.kind.value
+    if span.usage is not None:
+        span.usage = sanitized_usage(span.usage)
+    ttft = span.ttft_ms
+    if ttft is not None and (type(ttft) not in (int, float) or not 0 <= ttft < float("inf")):
+        span.ttft_ms = None
+
+
 @dataclass(slots=True)
 class Cost:
     """The price of one model call in US dollars, and where the price came from."""

@@ -26,7 +26,7 @@ from llmobs.core.config import Settings
 from llmobs.core.content import ContentPolicy
 from llmobs.core.evaluation import Evaluator
 from llmobs.core.evaluation_worker import EvaluationWorker
-from llmobs.core.model import MODEL_KINDS, Span, SpanKind, sanitized_usage
+from llmobs.core.model import MODEL_KINDS, Span, SpanKind, sanitize_span_fields
 from llmobs.core.pricing import Pricer
 from llmobs.core.sinks.base import Sink
 
@@ -297,10 +297,9 @@ class Pipeline:
                     self._warn_once(
                         f"deferred:{span.framework}", "llmobs: %s payload not understood: %r", span.framework, exc
                     )
-            if span.usage is not None:
-                # Usage comes from providers through frameworks untouched: never store or price
-                # a negative, non-integer or inconsistent count.
-                span.usage = sanitized_usage(span.usage)
+            # Payloads come from providers through frameworks untouched: never store or price a
+            # negative or inconsistent count, or a model name that is not a string.
+            sanitize_span_fields(span)
             # Evaluator spans (an LLM judge's calls) are priced too; MODEL_KINDS keeps them out of totals.
             if span.cost is None and span.usage is not None and (span.kind in MODEL_KINDS or span.kind is _EVALUATOR):
                 span.cost = self.pricer.price(

@@ -204,13 +204,17 @@ def _contract_problems() -> Callable[[dict[str, Any]], list[str]]:
 def assert_contract(spans: list[Span]) -> None:
     problems = _contract_problems()
     for span in spans:
-        record = json.loads(json.dumps(span.to_dict()))
+        try:
+            record = json.loads(json.dumps(span.to_dict()))
+        except TypeError:
+            raise AssertionError(f"not JSON: {span.to_dict()}") from None
         assert problems(record) == [], (span.name, problems(record))
 
 
 def assert_pipeline_still_works(recorder: Recorder) -> None:
     assert llmobs.flush(timeout=30)
     health = llmobs.health()
+    assert health["processed"] > 50  # the odd payloads did reach extraction, pricing and the policy
     # No span was lost to an odd payload: the pipeline converted or skipped what it could not read.
     assert (health["failed"], health["dropped"], health["sink_errors"]) == (0, 0, 0)
     assert_contract(recorder.spans())
@@ -474,7 +478,35 @@ li_ops = st.lists(
 )
 
 
-def _li_run(span_handler: li.SpanHandler, event_handler: li.EventHandler, ops: list[Any]) -> None:
+#: A recorded span's life: which method (and instance), the odd payload its events carry, how it ends.
+li_lives = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [("MockLLM.complete", 1), ("MockLLM.stream_complete", 1), ("MockEmbedding.get_query_embedding", 2)]
+        ),
+        payloads,
+        st.sampled_from(["exit", "drop", "exit then drop", "never"]),
+    ),
+    max_size=4,
+)
+
+
+def _li_life(span_handler: li.SpanHandler, event_handler: li.EventHandler, lives: list[Any]) -> None:
+    for (name, instance_index), payload, how in lives:
+        id_ = f"{name}-{uuid.uuid4()}"
+        instance = LI_INSTANCES[instance_index]
+        span_handler.span_enter(id_, _bound("prompt"), instance)
+        for kind in range(8):
+            event_handler.handle(_li_event(kind, id_, payload))
+        if how != "never":
+            if how.startswith("exit"):
+                span_handler.span_exit(id_, _bound("prompt"), instance, result=payload)
+            if how.endswith("drop"):
+                span_handler.span_drop(id_, _bound("prompt"), instance, err=RuntimeError("dropped"))
+
+
+def _li_run(span_handler: li.SpanHandler, event_handler: li.EventHandler, ops: list[Any], lives: Any = ()) -> None:
+    _li_life(span_handler, event_handler, list(lives))
     ids: list[Any] = [f"{LI_NAMES[i % len(LI_NAMES)]}-{uuid.uuid4()}" for i in range(4)] + [Opaque()]
     for op, index, parent, instance_index, event_kind, payload in ops:
         id_ = ids[index]
@@ -498,9 +530,9 @@ def test_llamaindex_hooks_never_raise(
     span_handler, event_handler = li.SpanHandler(shared), li.EventHandler(shared)
 
     @PROPERTY
-    @given(ops=li_ops)
-    def check(ops: list[Any]) -> None:
-        contextvars.Context().run(_li_run, span_handler, event_handler, ops)
+    @given(ops=li_ops, lives=li_lives)
+    def check(ops: list[Any], lives: list[Any]) -> None:
+        contextvars.Context().run(_li_run, span_handler, event_handler, ops, lives)
 
     with caplog.at_level(logging.WARNING, logger="llmobs"):
         check()
@@ -555,7 +587,47 @@ agents_ops = st.lists(
 )
 
 
-def _agents_run(processor: TracingProcessor, ops: list[Any]) -> None:
+#: A trace's life: the data kinds of its spans (odd payloads inside), and how it ends.
+agents_lives = st.lists(
+    st.tuples(
+        st.lists(st.integers(0, 7), min_size=1, max_size=3),
+        payloads,
+        st.sampled_from(["end", "end twice", "spans never end", "trace never ends"]),
+    ),
+    max_size=3,
+)
+
+
+def _agents_life(processor: TracingProcessor, lives: list[Any]) -> None:
+    for kinds, payload, how in lives:
+        trace = SimpleNamespace(trace_id=f"trace_{uuid.uuid4().hex}", name="wf", group_id=None, metadata=None)
+        processor.on_trace_start(trace)  # type: ignore[arg-type]
+        parent = None
+        spans = []
+        for kind in kinds:
+            span = SimpleNamespace(
+                span_id=f"span_{uuid.uuid4().hex[:24]}",
+                trace_id=trace.trace_id,
+                parent_id=parent,
+                span_data=_span_data(kind, payload),
+                started_at=None,
+                ended_at=None,
+                error=None,
+            )
+            processor.on_span_start(span)  # type: ignore[arg-type]
+            spans.append(span)
+            parent = span.span_id
+        if how != "spans never end":
+            for span in reversed(spans):
+                processor.on_span_end(span)  # type: ignore[arg-type]
+                if how == "end twice":
+                    processor.on_span_end(span)  # type: ignore[arg-type]
+        if how != "trace never ends":
+            processor.on_trace_end(trace)  # type: ignore[arg-type]
+
+
+def _agents_run(processor: TracingProcessor, ops: list[Any], lives: Any = ()) -> None:
+    _agents_life(processor, list(lives))
     traces = [
         SimpleNamespace(trace_id=_agents_trace_id(i), name=f"wf {i}", group_id=None, metadata=None) for i in range(5)
     ]
@@ -596,9 +668,9 @@ def test_agents_processor_never_raises(
     processor = TracingProcessor()
 
     @PROPERTY
-    @given(ops=agents_ops)
-    def check(ops: list[Any]) -> None:
-        contextvars.Context().run(_agents_run, processor, ops)
+    @given(ops=agents_ops, lives=agents_lives)
+    def check(ops: list[Any], lives: list[Any]) -> None:
+        contextvars.Context().run(_agents_run, processor, ops, lives)
 
     with caplog.at_level(logging.WARNING, logger="llmobs"):
         check()
