@@ -697,6 +697,35 @@ def test_a_refused_run_id_leaves_no_phantom_parent(recorder: Recorder) -> None:
     assert (span.name, span.parent_id) == ("after the faults", None)
 
 
+odd_counts = st.one_of(
+    st.none(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+    st.booleans(),
+    st.sampled_from([Opaque(), Hostile(), [1], {"n": 1}]),
+)
+
+
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@given(counts=st.lists(odd_counts, min_size=6, max_size=6))
+def test_sanitized_usage_always_meets_the_contract(counts: list[Any]) -> None:
+    from llmobs.core.model import sanitized_usage
+
+    usage = sanitized_usage(Usage(*counts))
+    if usage is None:
+        return
+    record = usage.to_dict()
+    assert all(type(v) is int and 0 <= v < 2**63 for v in record.values())
+    for part, whole in (("cache_read_tokens", "input_tokens"), ("cache_write_tokens", "input_tokens")):
+        assert part not in record or record[part] <= record[whole]
+    assert "reasoning_tokens" not in record or record["reasoning_tokens"] <= record["output_tokens"]
+    if "total_tokens" in record:
+        assert record["total_tokens"] >= record.get("input_tokens", 0) + record.get("output_tokens", 0)
+    # Clean counts come through untouched.
+    assert sanitized_usage(usage) == usage
+
+
 # -- real runs whose models report odd usage ---------------------------------------------------
 
 
