@@ -170,8 +170,12 @@ def sanitize_span_fields(span: Span) -> None:
     if span.usage is not None:
         span.usage = sanitized_usage(span.usage)
     ttft = span.ttft_ms
-    if ttft is not None and (type(ttft) not in (int, float) or not 0 <= ttft < float("inf")):
-        span.ttft_ms = None
+    if ttft is not None:
+        if type(ttft) not in (int, float) or not 0 <= ttft < float("inf"):
+            span.ttft_ms = None
+        elif span.end_ns and ttft > (span.end_ns - span.start_ns) / 1e6:
+            # A first token after the span ended is a clock artefact: it came at the end at the latest.
+            span.ttft_ms = (span.end_ns - span.start_ns) / 1e6
 
 
 @dataclass(slots=True)

@@ -987,6 +987,7 @@ def test_speech_span_time_to_first_audio(rec: Recorder) -> None:
             # The voice pipeline stamps when the first audio chunk arrived: 40 ms in.
             first = datetime.fromisoformat(started) + timedelta(milliseconds=40)
             span.span_data.first_content_at = first.isoformat()
+            time.sleep(0.06)  # the speech goes on after its first chunk
     speech = rec.by_name("speech")
     assert speech.kind is SpanKind.CUSTOM and speech.model == "tts-1" and speech.input == "hello"
     assert speech.ttft_ms == 40.0
