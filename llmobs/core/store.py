@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,18 @@ _INSERT = (
     " duration_ms, status, model, provider, input_tokens, output_tokens, cost_usd, ttft_ms, inserted_ns, data)"
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+
+
+_COLUMNS_PER_ROW = _INSERT.count("?")
+# SQLite before 3.32 allows 999 bound parameters per statement, later versions 32766.
+_ROWS_PER_STATEMENT = 256 if sqlite3.sqlite_version_info >= (3, 32) else 999 // _COLUMNS_PER_ROW
+
+
+@lru_cache(maxsize=8)
+def _insert_statement(rows: int) -> str:
+    """`_INSERT` with `rows` rows of placeholders."""
+    head, _, row = _INSERT.partition(" VALUES ")
+    return f"{head} VALUES {','.join([row] * rows)}"
 
 
 def trace_key(trace_id: str) -> int:
@@ -227,11 +240,17 @@ def insert_spans(
     """Write a batch in one transaction, waiting up to `busy_timeout_s` for other writers."""
     now = time.time_ns()
     rows = [span_row(span, now) for span in spans]
+    step = _ROWS_PER_STATEMENT
 
     def write() -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_INSERT, rows)
+            # Many rows per statement, not executemany: sqlite3 releases the GIL around every
+            # statement step, and with one step per row a busy application thread takes the GIL
+            # back each time, so the pipeline would wait a switch interval (5 ms) per span.
+            for i in range(0, len(rows), step):
+                chunk = rows[i : i + step]
+                conn.execute(_insert_statement(len(chunk)), [value for row in chunk for value in row])
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
