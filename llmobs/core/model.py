@@ -89,7 +89,7 @@ _USAGE_FIELDS = (
 )
 
 
-def token_count(value: Any) -> int | None:
+def _token_count(value: Any) -> int | None:
     """A non-negative int count from whatever a provider or framework put there, else None."""
     if value is None or type(value) is bool:
         return None
@@ -130,7 +130,7 @@ def sanitized_usage(usage: Any) -> Usage | None:
             total = counts[2]
             if total is None or total >= (inp or 0) + (out or 0):
                 return usage  # the common case: nothing to fix
-    clean = Usage(*(token_count(c) for c in counts))
+    clean = Usage(*(_token_count(c) for c in counts))
     inp, out = clean.input_tokens, clean.output_tokens
     # A part is only meaningful within a known whole (genai-prices refuses it otherwise).
     if clean.cache_read_tokens is not None and (inp is None or clean.cache_read_tokens > inp):

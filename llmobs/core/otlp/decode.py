@@ -32,7 +32,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status as PbStatus
 
 from llmobs.core import conventions as c
 from llmobs.core.evaluation import ERROR_LABEL
-from llmobs.core.model import Cost, ErrorInfo, Evaluation, Span, SpanKind, Status, Usage, token_count
+from llmobs.core.model import Cost, ErrorInfo, Evaluation, Span, SpanKind, Status, Usage
 
 OTLP_FRAMEWORK = "otlp"
 JSON_CONTENT_TYPE = "application/json"
@@ -304,24 +304,24 @@ def _decode_error(attrs: _Attributes, pb: PbSpan, status: Status, ours: bool) ->
 def _decode_usage(attrs: _Attributes) -> Usage | None:
     empty = attrs.first(c.LLMOBS_USAGE_EMPTY)
     usage = Usage(
-        input_tokens=token_count(
+        input_tokens=_int(
             attrs.first(c.GEN_AI_USAGE_INPUT_TOKENS, c.GEN_AI_USAGE_PROMPT_TOKENS, c.LLM_TOKEN_COUNT_PROMPT)
         ),
-        output_tokens=token_count(
+        output_tokens=_int(
             attrs.first(c.GEN_AI_USAGE_OUTPUT_TOKENS, c.GEN_AI_USAGE_COMPLETION_TOKENS, c.LLM_TOKEN_COUNT_COMPLETION)
         ),
-        total_tokens=token_count(attrs.first(c.GEN_AI_USAGE_TOTAL_TOKENS, c.LLM_TOKEN_COUNT_TOTAL)),
-        cache_read_tokens=token_count(
+        total_tokens=_int(attrs.first(c.GEN_AI_USAGE_TOTAL_TOKENS, c.LLM_TOKEN_COUNT_TOTAL)),
+        cache_read_tokens=_int(
             attrs.first(c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, c.LLM_TOKEN_COUNT_PROMPT_CACHE_READ)
         ),
-        cache_write_tokens=token_count(
+        cache_write_tokens=_int(
             attrs.first(
                 c.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
                 c.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
                 c.LLM_TOKEN_COUNT_PROMPT_CACHE_WRITE,
             )
         ),
-        reasoning_tokens=token_count(
+        reasoning_tokens=_int(
             attrs.first(c.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, c.LLM_TOKEN_COUNT_COMPLETION_REASONING)
         ),
     )
@@ -336,7 +336,7 @@ def _decode_usage(attrs: _Attributes) -> Usage | None:
 def _usage_from_langfuse(details: dict[str, Any]) -> Usage:
     def get(*keys: str) -> int | None:
         for key in keys:
-            value = token_count(details.get(key))
+            value = _int(details.get(key))
             if value is not None:
                 return value
         return None
@@ -514,6 +514,15 @@ def _first_not_none(*values: Any) -> Any:
 
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _float(value: Any) -> float | None:
