@@ -71,6 +71,52 @@ def db_option(func: F) -> F:
     )(func)
 
 
+def receiver_options(func: F) -> F:
+    """The OTLP receiver's options shared by `tail` and `watch` (`--otlp` itself is theirs)."""
+    options = [
+        click.option("--host", default="127.0.0.1", show_default=True, help="Address the OTLP receiver listens on."),
+        click.option("--port", type=click.IntRange(0, 65535), default=4318, show_default=True, help="OTLP/HTTP port."),
+        click.option(
+            "--grpc", "grpc_on", is_flag=True, help="With --otlp: also receive OTLP/gRPC (needs the grpc extra)."
+        ),
+        click.option(
+            "--grpc-port", type=click.IntRange(0, 65535), default=4317, show_default=True, help="OTLP/gRPC port."
+        ),
+        click.option(
+            "--token",
+            envvar="LLMOBS_TAIL_TOKEN",
+            default=None,
+            help="With --otlp: require `Authorization: Bearer TOKEN` on every request (401 otherwise)"
+            " [env: LLMOBS_TAIL_TOKEN].",
+        ),
+        click.option(
+            "--allow-remote",
+            is_flag=True,
+            help="With --otlp: allow --host to be an address other machines can reach (use it with --token).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def check_receiver_options(otlp: bool, host: str, grpc_on: bool, allow_remote: bool, token: str | None) -> None:
+    """Refuse receiver options that make no sense or expose the receiver by accident; warn when a
+    reachable receiver has no token."""
+    from llmobs.cli.receiver import is_loopback
+
+    if grpc_on and not otlp:
+        raise click.UsageError("--grpc needs --otlp")
+    if not otlp or is_loopback(host):
+        return
+    if not allow_remote:
+        raise click.UsageError(
+            f"--host {host} lets other machines send spans; add --allow-remote (and --token) to mean it"
+        )
+    if not token:
+        click.echo(f"llmobs: warning: OTLP receiver on {host} accepts spans from anyone (no --token)", err=True)
+
+
 def open_store(db: Path | None) -> sqlite3.Connection:
     """Open the store read-only, or exit with a message that says what is wrong."""
     path = db if db is not None else default_db_path()

@@ -23,7 +23,7 @@ from rich.text import Text
 
 from llmobs.cli.alerting import ALERT_EXIT_CODE, AlertMonitor, alert_line, alert_options, alert_rules, highlight
 from llmobs.cli.filters import SpanFilter, build_filter, filter_options
-from llmobs.cli.options import SINCE, db_option
+from llmobs.cli.options import SINCE, check_receiver_options, db_option, receiver_options
 from llmobs.cli.render import fmt_cost, fmt_ms, fmt_tokens, trace_totals
 from llmobs.cli.tail_lines import LineLayout, TreePlacer, span_line, summary_line
 from llmobs.core import store
@@ -267,21 +267,7 @@ def follow(
 @click.option("--no-follow", is_flag=True, help="Print what is stored (or --since) and exit.")
 @click.option("--json", "as_json", is_flag=True, help="One span JSON object (the span contract) per line.")
 @click.option("--otlp", is_flag=True, help="Also receive OTLP/HTTP spans from any OpenTelemetry client.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address the OTLP receiver listens on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=4318, show_default=True, help="OTLP/HTTP port.")
-@click.option("--grpc", "grpc_on", is_flag=True, help="With --otlp: also receive OTLP/gRPC (needs the grpc extra).")
-@click.option("--grpc-port", type=click.IntRange(0, 65535), default=4317, show_default=True, help="OTLP/gRPC port.")
-@click.option(
-    "--token",
-    envvar="LLMOBS_TAIL_TOKEN",
-    default=None,
-    help="With --otlp: require `Authorization: Bearer TOKEN` on every request (401 otherwise) [env: LLMOBS_TAIL_TOKEN].",
-)
-@click.option(
-    "--allow-remote",
-    is_flag=True,
-    help="With --otlp: allow --host to be an address other machines can reach (use it with --token).",
-)
+@receiver_options
 @alert_options
 def tail(
     db: Path | None,
@@ -336,20 +322,11 @@ def tail(
     path, conn = open_follow_store(db)
     console = Console(stderr=False, highlight=False)
     printer = TailPrinter(conn, span_filter, as_json=as_json, console=console, alerts=monitor)
-    if grpc_on and not otlp:
-        raise click.UsageError("--grpc needs --otlp")
-    from llmobs.cli.receiver import is_loopback
-
-    if otlp and not is_loopback(host) and not allow_remote:
-        raise click.UsageError(
-            f"--host {host} lets other machines send spans; add --allow-remote (and --token) to mean it"
-        )
+    check_receiver_options(otlp, host, grpc_on, allow_remote, token)
     receivers = None
     if otlp:
         from llmobs.cli.receiver import start_receivers
 
-        if not is_loopback(host) and not token:
-            click.echo(f"llmobs: warning: OTLP receiver on {host} accepts spans from anyone (no --token)", err=True)
         receivers = start_receivers(
             path, host=host, port=port, grpc_port=grpc_port if grpc_on else None, token=token or None
         )

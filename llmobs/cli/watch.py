@@ -27,7 +27,7 @@ from rich.console import Console
 from llmobs.cli.alerting import ALERT_EXIT_CODE, AlertMonitor, alert_line, alert_options, alert_rules, alert_text
 from llmobs.cli.filters import SpanFilter, build_filter, filter_options
 from llmobs.cli.notify import Delivery, alert_payload, post_webhook, run_command
-from llmobs.cli.options import SINCE, db_option, parse_duration_s
+from llmobs.cli.options import SINCE, check_receiver_options, db_option, parse_duration_s, receiver_options
 from llmobs.cli.tail import follow, last_seq, open_follow_store
 from llmobs.core.alerts import Alert
 from llmobs.core.model import Span
@@ -194,17 +194,7 @@ def _stop_on_sigterm() -> Iterator[None]:
 @click.option("--no-follow", is_flag=True, help="Judge what is stored (or --since), then exit: for CI smoke runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print each alert as one JSON object per line.")
 @click.option("--otlp", is_flag=True, help="Also receive OTLP/HTTP spans into the store (as `tail --otlp`).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address the OTLP receiver listens on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=4318, show_default=True, help="OTLP/HTTP port.")
-@click.option("--grpc", "grpc_on", is_flag=True, help="With --otlp: also receive OTLP/gRPC (needs the grpc extra).")
-@click.option("--grpc-port", type=click.IntRange(0, 65535), default=4317, show_default=True, help="OTLP/gRPC port.")
-@click.option(
-    "--token",
-    envvar="LLMOBS_TAIL_TOKEN",
-    default=None,
-    help="With --otlp: require `Authorization: Bearer TOKEN` on every request [env: LLMOBS_TAIL_TOKEN].",
-)
-@click.option("--allow-remote", is_flag=True, help="With --otlp: allow a --host other machines can reach.")
+@receiver_options
 def watch(
     db: Path | None,
     alerts: tuple[str, ...],
@@ -263,14 +253,7 @@ def watch(
     )
     monitor = AlertMonitor(rules, cooldown_s=_duration(cooldown, "--cooldown"))
     span_filter = build_filter(**filters)
-    if grpc_on and not otlp:
-        raise click.UsageError("--grpc needs --otlp")
-    from llmobs.cli.receiver import is_loopback
-
-    if otlp and not is_loopback(host) and not allow_remote:
-        raise click.UsageError(
-            f"--host {host} lets other machines send spans; add --allow-remote (and --token) to mean it"
-        )
+    check_receiver_options(otlp, host, grpc_on, allow_remote, token)
     path, conn = open_follow_store(db)
     runner = AlertRunner(
         monitor,
