@@ -21,6 +21,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
+from itertools import islice
 from typing import Any
 
 from llmobs.core.model import Span
@@ -81,6 +82,13 @@ DEFAULT_MAX_ITEMS = 1000
 MAX_DEPTH = 32
 _MIN_SECRET_LEN = 10  # no default pattern matches a shorter string
 
+#: The cleaned form of strings seen recently is remembered: system prompts, tool descriptions and
+#: an agent loop's growing history come back in span after span, and each string is searched for
+#: secrets once. Strings up to `_CACHED_STR_MAX` characters, `_CACHE_CHAR_BUDGET` in all (the
+#: cache starts over when full).
+_CACHED_STR_MAX = 16 * 1024
+_CACHE_CHAR_BUDGET = 2_000_000
+
 
 class ContentPolicy:
     """Capture, truncation and redaction settings, and their application to spans.
@@ -125,6 +133,8 @@ class ContentPolicy:
         keys = [k for k in (DEFAULT_SECRET_KEYS if default_redaction else None, redact_keys) if k]
         self._key_re = re.compile("|".join(f"(?:{k})" for k in keys), re.IGNORECASE) if keys else None
         self._key_verdicts: dict[str, bool] = {}
+        self._cleaned: dict[str, str] = {}
+        self._cleaned_chars = 0
         self._paths = [tuple(p.split(".")) for p in redact_paths if p]
 
     # -- applying to a span ------------------------------------------------------------------
@@ -164,6 +174,21 @@ class ContentPolicy:
         return self._clean(value, 0, set())
 
     def clean_str(self, value: str) -> str:
+        """`value` truncated and redacted (answered from the cache when seen recently)."""
+        cleaned = self._cleaned.get(value)
+        if cleaned is not None:
+            return cleaned
+        cleaned = self._clean_str_uncached(value)
+        size = len(value)
+        if size <= _CACHED_STR_MAX:
+            if self._cleaned_chars + size > _CACHE_CHAR_BUDGET:
+                self._cleaned.clear()
+                self._cleaned_chars = 0
+            self._cleaned[value] = cleaned
+            self._cleaned_chars += size
+        return cleaned
+
+    def _clean_str_uncached(self, value: str) -> str:
         key_re = self._key_re
         if key_re is not None and value[:1] in ("{", "[") and key_re.search(value):
             value = self._redact_json_text(value)
@@ -235,24 +260,30 @@ class ContentPolicy:
         seen.add(marker)
         out: dict[str, Any] = {}
         limit = self.max_items
+        over = len(value) - limit
+        pairs: Iterable[tuple[Any, Any]] = value.items() if over <= 0 else islice(value.items(), limit)
+        cached = self._cleaned.get
         clean_str = self.clean_str
         short = self._short
+        verdicts = self._key_verdicts.get
         is_secret_key = self.is_secret_key
-        for i, (key, item) in enumerate(value.items()):
-            if i >= limit:
-                out["…"] = f"[truncated {len(value) - limit} items]"
-                break
+        for key, item in pairs:
             name = key if type(key) is str else str(key)
-            if is_secret_key(name) and item is not None and item != "":
+            secret = verdicts(name)
+            if secret is None:
+                secret = is_secret_key(name)
+            if secret and item is not None and item != "":
                 out[name] = REDACTED
                 continue
             kind = type(item)
             if kind is str:
-                out[name] = item if len(item) < short else clean_str(item)
+                out[name] = item if len(item) < short else (cached(item) or clean_str(item))
             elif item is None or kind is int or kind is bool:
                 out[name] = item
             else:
                 out[name] = self._clean(item, depth + 1, seen)
+        if over > 0:
+            out["…"] = f"[truncated {over} items]"
         seen.discard(marker)
         return out
 
@@ -263,19 +294,20 @@ class ContentPolicy:
         seen.add(marker)
         items: list[Any] = []
         limit = self.max_items
+        over = len(value) - limit
+        cached = self._cleaned.get
         clean_str = self.clean_str
         short = self._short
-        for i, item in enumerate(value):
-            if i >= limit:
-                items.append(f"…[truncated {len(value) - limit} items]")
-                break
+        for item in value if over <= 0 else islice(value, limit):
             kind = type(item)
             if kind is str:
-                items.append(item if len(item) < short else clean_str(item))
+                items.append(item if len(item) < short else (cached(item) or clean_str(item)))
             elif item is None or kind is int or kind is bool:
                 items.append(item)
             else:
                 items.append(self._clean(item, depth + 1, seen))
+        if over > 0:
+            items.append(f"…[truncated {over} items]")
         seen.discard(marker)
         return items
 

@@ -21,6 +21,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
+from typing import Any
 
 from llmobs.core.config import Settings
 from llmobs.core.model import ErrorInfo, Span, SpanKind, Status
@@ -97,14 +98,21 @@ def is_trace_sampled(trace_id: str, rate: float) -> bool:
 def _active_otel_parent() -> tuple[str, str] | None:
     """(trace_id, span_id) of the active OpenTelemetry span, if there is a valid one."""
     try:
-        from opentelemetry import trace as otel_trace
-
-        ctx = otel_trace.get_current_span().get_span_context()
+        ctx = _otel_current_span().get_span_context()
     except Exception:  # an OTel API problem must never break span creation
         return None
     if not ctx.is_valid:
         return None
     return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+
+
+def _otel_current_span() -> Any:
+    # Imported on first use (a root span), then called directly: roots are on the hot path.
+    global _otel_current_span
+    from opentelemetry.trace import get_current_span
+
+    _otel_current_span = get_current_span
+    return get_current_span()
 
 
 class _Entry:

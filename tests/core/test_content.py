@@ -68,6 +68,27 @@ def test_truncation_keeps_the_head_and_marks_what_was_cut() -> None:
     assert ContentPolicy().clean("y" * 16384) == "y" * 16384  # the 16 KiB default keeps 16 KiB
     long_list = ContentPolicy(max_items=3).clean(list(range(10)))
     assert long_list == [0, 1, 2, "…[truncated 7 items]"]
+    long_map = ContentPolicy(max_items=3).clean({f"k{i}": i for i in range(10)})
+    assert long_map == {"k0": 0, "k1": 1, "k2": 2, "…": "[truncated 7 items]"}
+
+
+def test_repeated_strings_are_cleaned_the_same_and_the_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import llmobs.core.content as content
+
+    monkeypatch.setattr(content, "_CACHE_CHAR_BUDGET", 1_000)
+    policy = ContentPolicy(max_chars=50)
+    leaked = f"my key is {SECRETS['openai']} ok"
+    long_text = "x" * 80
+    for _ in range(3):  # the second and third answers come from the cache
+        assert policy.clean({"a": leaked, "b": [long_text]}) == {
+            "a": f"my key is {REDACTED} ok",
+            "b": ["x" * 50 + "…[truncated 30 chars]"],
+        }
+    for n in range(500):
+        policy.clean_str(f"a distinct string number {n:06d}")
+    assert policy._cleaned_chars <= 1_000
+    assert sum(len(key) for key in policy._cleaned) == policy._cleaned_chars
+    assert policy.clean_str(leaked) == f"my key is {REDACTED} ok"
 
 
 def test_objects_become_json_values() -> None:
