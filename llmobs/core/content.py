@@ -141,26 +141,31 @@ class ContentPolicy:
 
     def apply(self, span: Span) -> None:
         """Make the span's content JSON-safe, truncated and redacted, in place."""
+        # One walk state for the span's fields; empty fields cost nothing (most spans have a few).
+        seen: set[int] = set()
+        walk = self._clean
         if self.capture:
-            span.input = self.clean(span.input)
-            span.output = self.clean(span.output)
+            if span.input is not None:
+                span.input = walk(span.input, 0, seen)
+            if span.output is not None:
+                span.output = walk(span.output, 0, seen)
         else:
             span.input = None
             span.output = None
         if span.documents is not None:
             docs = span.documents if self.capture else [_without_content(d) for d in span.documents]
-            cleaned = self.clean(docs)
+            cleaned = walk(docs, 0, seen)
             span.documents = cleaned if isinstance(cleaned, list) else None
         if span.attributes:
-            attributes = self.clean(span.attributes)
+            attributes = walk(span.attributes, 0, seen)
             span.attributes = attributes if isinstance(attributes, dict) else {"value": attributes}
         elif type(span.attributes) is not dict:
             span.attributes = {}
         if span.tool is not None:
-            tool = self.clean(span.tool)
+            tool = walk(span.tool, 0, seen)
             span.tool = tool if isinstance(tool, dict) else None
         if span.agent is not None:
-            agent = self.clean(span.agent)
+            agent = walk(span.agent, 0, seen)
             span.agent = agent if isinstance(agent, dict) else None
         if span.error is not None:
             span.error.message = self.clean_str(str(span.error.message))
