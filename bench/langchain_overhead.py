@@ -29,18 +29,16 @@ tool), `stream` (the simple chain streamed from a streaming model).
 
 from __future__ import annotations
 
-import argparse
+import functools
 import gc
 import itertools
 import json
 import os
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+
+import _overhead as driver
 
 CONFIGS = ["none", "noop", "otel", "llmobs", "openllmetry", "langfuse", "openinference"]
 ANCHORS = ["openllmetry", "langfuse", "openinference"]
@@ -53,6 +51,11 @@ LABELS = {
     "langfuse": "Langfuse",
     "openinference": "OpenInference (batch processor)",
 }
+
+COUNT = driver.CountOption("calls", full=2000, quick=200, help="calls per timed block (default 2000; quick 200)")
+WARMUP = driver.CountOption(
+    "warmup", full=200, quick=30, help="untimed calls before each block (default 200; quick 30)"
+)
 
 
 # -- the workloads (run inside a worker) -------------------------------------------------------
@@ -315,89 +318,20 @@ def worker(config: str, variants: list[str], calls: int, warmup: int) -> dict[st
 # -- the driver --------------------------------------------------------------------------------
 
 
-def run_worker(config: str, variants: list[str], calls: int, warmup: int) -> dict[str, Any]:
-    env = dict(os.environ)
-    with tempfile.TemporaryDirectory() as tmp:
-        env["LLMOBS_DB"] = os.path.join(tmp, "bench.db")
-        env.setdefault("OTEL_SDK_DISABLED", "false")
-        env["LANGFUSE_TRACING_ENVIRONMENT"] = "bench"
-        proc = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--worker",
-                config,
-                "--variants",
-                ",".join(variants),
-                "--calls",
-                str(calls),
-                "--warmup",
-                str(warmup),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if proc.returncode != 0:
-        raise SystemExit(f"worker {config} failed:\n{proc.stderr[-4000:]}")
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
-    parser.add_argument("--calls", type=int, help="calls per timed block (default 2000; quick 200)")
-    parser.add_argument("--rounds", type=int, help="rounds (default 5; quick 2)")
-    parser.add_argument("--warmup", type=int, help="untimed calls before each block (default 200; quick 30)")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated configurations")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants")
-    parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    variants = [v for v in args.variants.split(",") if v]
-    calls = args.calls or (200 if args.quick else 2000)
-    warmup = args.warmup if args.warmup is not None else (30 if args.quick else 200)
-    if args.worker:
-        print(json.dumps(worker(args.worker, variants, calls, warmup)))
-        return 0
+    options = driver.parse_options(__doc__, CONFIGS, VARIANTS, COUNT, WARMUP)
+    if options.worker:
+        return driver.serve_worker(worker, options)
 
-    rounds = args.rounds or (2 if args.quick else 5)
-    configs = [c for c in args.configs.split(",") if c]
-    if "none" not in configs:
-        configs.insert(0, "none")
-    results: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
-    for r in range(rounds):
-        order = configs[r % len(configs) :] + configs[: r % len(configs)]
-        if r % 2:
-            order.reverse()
-        for config in order:
-            results[config].append(run_worker(config, variants, calls, warmup))
-            print(f"round {r + 1}/{rounds}: {config} done", file=sys.stderr)
+    # The OTel SDK on unless the caller turned it off; Langfuse's spans in a "bench" environment.
+    env = {"OTEL_SDK_DISABLED": "false", **os.environ, "LANGFUSE_TRACING_ENVIRONMENT": "bench"}
+    results = driver.run_rounds(__file__, options, env)
+    overhead = functools.partial(driver.median_overhead, results)
+    configs, variants, rounds = options.configs, options.variants, options.rounds
 
-    def overhead(config: str, variant: str, key: str) -> float:
-        return statistics.median(
-            results[config][i][variant][key] - results["none"][i][variant][key] for i in range(rounds)
-        )
-
-    base = {v: statistics.median(x[v]["wall_us"] for x in results["none"]) for v in variants}
-    base_cpu = {v: statistics.median(x[v]["cpu_us"] for x in results["none"]) for v in variants}
-    print(f"\n{calls} calls per block, {rounds} rounds, median overhead in µs per call (wall / total CPU)")
-    print(
-        "no tracing = "
-        + " / ".join(f"{base[v]:.0f}" for v in variants)
-        + " µs wall, "
-        + " / ".join(f"{base_cpu[v]:.0f}" for v in variants)
-        + " µs CPU\n"
-    )
-    print("| configuration | " + " | ".join(variants) + " | spans/call |")
-    print("|---|" + "---|" * len(variants) + "---|")
-    for config in configs:
-        if config == "none":
-            continue
-        cells = [f"+{overhead(config, v, 'wall_us'):.0f} / +{overhead(config, v, 'cpu_us'):.0f}" for v in variants]
-        spans = "/".join(f"{results[config][-1][v]['spans_per_call']:.0f}" for v in variants)
-        print(f"| {LABELS.get(config, config)} | " + " | ".join(cells) + f" | {spans} |")
+    print(f"\n{options.count} calls per block, {rounds} rounds, median overhead in µs per call (wall / total CPU)")
+    print(driver.baseline_summary(results, variants, "no tracing") + "\n")
+    driver.print_overhead_table(results, variants, LABELS, keys=("wall_us", "cpu_us"), unit="call")
 
     if "llmobs" in configs:
         anchors = [a for a in ANCHORS if a in configs]
@@ -417,7 +351,7 @@ def main() -> int:
                 floor = overhead("noop", v, "wall_us")
                 checks.append(f"wall ≤ 3× no-op ({3 * floor:.0f}): {'ok' if ours <= 3 * floor else 'MISS'}")
             print(f"goal {v}: llmobs +{ours:.0f} wall, +{ours_cpu:.0f} CPU; " + "; ".join(checks))
-    if args.json:
+    if options.json:
         print(json.dumps(results))
     return 0
 

@@ -31,18 +31,16 @@ Goal (issue 4): llmobs' overhead at most 1/3 of OpenInference's.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import functools
 import gc
 import json
 import os
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
+
+import _overhead as driver
 
 CONFIGS = ["none", "noop", "llmobs", "openinference"]
 VARIANTS = ["query", "agent"]
@@ -53,6 +51,13 @@ LABELS = {
 }
 #: Calls per timed block relative to `--calls` (an agent run costs ~10 queries).
 SCALE = {"query": 1.0, "agent": 0.2}
+
+COUNT = driver.CountOption(
+    "calls", full=1000, quick=150, help="queries per timed block (default 1000; quick 150); agent runs = 1/5"
+)
+WARMUP = driver.CountOption(
+    "warmup", full=100, quick=20, help="untimed calls before each block (default 100; quick 20)"
+)
 
 
 # -- the workloads (run inside a worker) -------------------------------------------------------
@@ -224,81 +229,20 @@ def worker(config: str, variants: list[str], calls: int, warmup: int) -> dict[st
 # -- the driver --------------------------------------------------------------------------------
 
 
-def run_worker(config: str, variants: list[str], calls: int, warmup: int) -> dict[str, Any]:
-    env = dict(os.environ)
-    with tempfile.TemporaryDirectory() as tmp:
-        env["LLMOBS_DB"] = os.path.join(tmp, "bench.db")
-        env.setdefault("OTEL_SDK_DISABLED", "false")
-        proc = subprocess.run(
-            [
-                *(sys.executable, __file__, "--worker", config, "--variants", ",".join(variants)),
-                *("--calls", str(calls), "--warmup", str(warmup)),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if proc.returncode != 0:
-        raise SystemExit(f"worker {config} failed:\n{proc.stderr[-4000:]}")
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
-    parser.add_argument("--calls", type=int, help="queries per timed block (default 1000; quick 150); agent runs = 1/5")
-    parser.add_argument("--rounds", type=int, help="rounds (default 5; quick 2)")
-    parser.add_argument("--warmup", type=int, help="untimed calls before each block (default 100; quick 20)")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated configurations")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants")
-    parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    variants = [v for v in args.variants.split(",") if v]
-    calls = args.calls or (150 if args.quick else 1000)
-    warmup = args.warmup if args.warmup is not None else (20 if args.quick else 100)
-    if args.worker:
-        print(json.dumps(worker(args.worker, variants, calls, warmup)))
-        return 0
+    options = driver.parse_options(__doc__, CONFIGS, VARIANTS, COUNT, WARMUP)
+    if options.worker:
+        return driver.serve_worker(worker, options)
 
-    rounds = args.rounds or (2 if args.quick else 5)
-    configs = [c for c in args.configs.split(",") if c]
-    if "none" not in configs:
-        configs.insert(0, "none")
-    results: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
-    for r in range(rounds):
-        order = configs[r % len(configs) :] + configs[: r % len(configs)]
-        if r % 2:
-            order.reverse()
-        for config in order:
-            results[config].append(run_worker(config, variants, calls, warmup))
-            print(f"round {r + 1}/{rounds}: {config} done", file=sys.stderr)
+    env = {"OTEL_SDK_DISABLED": "false", **os.environ}  # the OTel SDK on unless the caller turned it off
+    results = driver.run_rounds(__file__, options, env)
+    overhead = functools.partial(driver.median_overhead, results)
+    configs, variants, rounds = options.configs, options.variants, options.rounds
 
-    def overhead(config: str, variant: str, key: str) -> float:
-        return statistics.median(
-            results[config][i][variant][key] - results["none"][i][variant][key] for i in range(rounds)
-        )
-
-    base = {v: statistics.median(x[v]["wall_us"] for x in results["none"]) for v in variants}
-    base_cpu = {v: statistics.median(x[v]["cpu_us"] for x in results["none"]) for v in variants}
-    counts = " / ".join(f"{max(1, int(calls * SCALE[v]))} {v}" for v in variants)
+    counts = " / ".join(f"{max(1, int(options.count * SCALE[v]))} {v}" for v in variants)
     print(f"\n{counts} calls per block, {rounds} rounds, median overhead in µs per call (wall / total CPU)")
-    print(
-        "no instrumentation = "
-        + " / ".join(f"{base[v]:.0f}" for v in variants)
-        + " µs wall, "
-        + " / ".join(f"{base_cpu[v]:.0f}" for v in variants)
-        + " µs CPU\n"
-    )
-    print("| configuration | " + " | ".join(variants) + " | spans/call |")
-    print("|---|" + "---|" * len(variants) + "---|")
-    for config in configs:
-        if config == "none":
-            continue
-        cells = [f"+{overhead(config, v, 'wall_us'):.0f} / +{overhead(config, v, 'cpu_us'):.0f}" for v in variants]
-        spans = "/".join(f"{results[config][-1][v]['spans_per_call']:.0f}" for v in variants)
-        print(f"| {LABELS.get(config, config)} | " + " | ".join(cells) + f" | {spans} |")
+    print(driver.baseline_summary(results, variants, "no instrumentation") + "\n")
+    driver.print_overhead_table(results, variants, LABELS, keys=("wall_us", "cpu_us"), unit="call")
 
     if "llmobs" in configs and "openinference" in configs:
         print()
@@ -310,7 +254,7 @@ def main() -> int:
                 f"goal {v}: llmobs +{ours:.0f} µs wall (+{ours_cpu:.0f} CPU) vs OpenInference +{theirs:.0f} "
                 f"(+{theirs_cpu:.0f} CPU); ≤ 1/3 ({theirs / 3:.0f}): {verdict}"
             )
-    if args.json:
+    if options.json:
         print(json.dumps(results))
     return 0
 

@@ -33,19 +33,17 @@ Goal (issue 5): llmobs' overhead at most 1/3 of OpenInference's.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import functools
 import gc
 import itertools
 import json
 import os
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+import _overhead as driver
 
 CONFIGS = ["none", "noop", "llmobs", "openinference"]
 VARIANTS = ["simple", "tool", "handoff", "stream"]
@@ -54,6 +52,9 @@ LABELS = {
     "llmobs": "llmobs TracingProcessor (SQLite store on)",
     "openinference": "OpenInference (batch processor, in-memory exporter)",
 }
+
+COUNT = driver.CountOption("runs", full=1000, quick=100, help="agent runs per timed block (default 1000; quick 100)")
+WARMUP = driver.CountOption("warmup", full=100, quick=20, help="untimed runs before each block (default 100; quick 20)")
 
 
 # -- the workloads (run inside a worker) -------------------------------------------------------
@@ -299,96 +300,22 @@ def worker(config: str, variants: list[str], runs: int, warmup: int) -> dict[str
 # -- the driver --------------------------------------------------------------------------------
 
 
-def run_worker(config: str, variants: list[str], runs: int, warmup: int) -> dict[str, Any]:
-    env = dict(os.environ)
-    env.pop("OPENAI_API_KEY", None)  # the SDK's exporter is never registered; belt and braces
-    env.pop("OPENAI_AGENTS_DISABLE_TRACING", None)
-    with tempfile.TemporaryDirectory() as tmp:
-        env["LLMOBS_DB"] = os.path.join(tmp, "bench.db")
-        proc = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--worker",
-                config,
-                "--variants",
-                ",".join(variants),
-                "--runs",
-                str(runs),
-                "--warmup",
-                str(warmup),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if proc.returncode != 0:
-        raise SystemExit(f"worker {config} failed:\n{proc.stderr[-4000:]}")
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
-    parser.add_argument("--runs", type=int, help="agent runs per timed block (default 1000; quick 100)")
-    parser.add_argument("--rounds", type=int, help="rounds (default 5; quick 2)")
-    parser.add_argument("--warmup", type=int, help="untimed runs before each block (default 100; quick 20)")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated configurations")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants")
-    parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    variants = [v for v in args.variants.split(",") if v]
-    runs = args.runs or (100 if args.quick else 1000)
-    warmup = args.warmup if args.warmup is not None else (20 if args.quick else 100)
-    if args.worker:
-        print(json.dumps(worker(args.worker, variants, runs, warmup)))
-        return 0
+    options = driver.parse_options(__doc__, CONFIGS, VARIANTS, COUNT, WARMUP)
+    if options.worker:
+        return driver.serve_worker(worker, options)
 
-    rounds = args.rounds or (2 if args.quick else 5)
-    configs = [c for c in args.configs.split(",") if c]
-    if "none" not in configs:
-        configs.insert(0, "none")
-    results: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
-    for r in range(rounds):
-        order = configs[r % len(configs) :] + configs[: r % len(configs)]
-        if r % 2:
-            order.reverse()
-        for config in order:
-            results[config].append(run_worker(config, variants, runs, warmup))
-            print(f"round {r + 1}/{rounds}: {config} done", file=sys.stderr)
+    # The SDK's exporter is never registered; dropping its key and its off switch is belt and braces.
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_AGENTS_DISABLE_TRACING")}
+    results = driver.run_rounds(__file__, options, env)
+    overhead = functools.partial(driver.median_overhead, results)
+    configs, variants, rounds = options.configs, options.variants, options.rounds
 
-    def overhead(config: str, variant: str, key: str) -> float:
-        return statistics.median(
-            results[config][i][variant][key] - results["none"][i][variant][key] for i in range(rounds)
-        )
-
-    base = {v: statistics.median(x[v]["wall_us"] for x in results["none"]) for v in variants}
-    base_cpu = {v: statistics.median(x[v]["cpu_us"] for x in results["none"]) for v in variants}
     print(
-        f"\n{runs} runs per block, {rounds} rounds, median overhead in µs per agent run (wall / app-thread CPU / total CPU)"
+        f"\n{options.count} runs per block, {rounds} rounds, median overhead in µs per agent run (wall / app-thread CPU / total CPU)"
     )
-    print(
-        "no extra processor = "
-        + " / ".join(f"{base[v]:.0f}" for v in variants)
-        + " µs wall, "
-        + " / ".join(f"{base_cpu[v]:.0f}" for v in variants)
-        + " µs CPU  ("
-        + ", ".join(variants)
-        + ")\n"
-    )
-    print("| configuration | " + " | ".join(variants) + " | spans/run |")
-    print("|---|" + "---|" * len(variants) + "---|")
-    for config in configs:
-        if config == "none":
-            continue
-        cells = [
-            f"+{overhead(config, v, 'wall_us'):.0f} / +{overhead(config, v, 'app_us'):.0f} / +{overhead(config, v, 'cpu_us'):.0f}"
-            for v in variants
-        ]
-        spans = "/".join(f"{results[config][-1][v]['spans_per_run']:.0f}" for v in variants)
-        print(f"| {LABELS.get(config, config)} | " + " | ".join(cells) + f" | {spans} |")
+    print(driver.baseline_summary(results, variants, "no extra processor") + "  (" + ", ".join(variants) + ")\n")
+    driver.print_overhead_table(results, variants, LABELS, keys=("wall_us", "app_us", "cpu_us"), unit="run")
 
     if "llmobs" in configs and "openinference" in configs:
         print()
@@ -407,7 +334,7 @@ def main() -> int:
                 + "; "
                 + "; ".join(verdicts)
             )
-    if args.json:
+    if options.json:
         print(json.dumps(results, indent=2))
     return 0
 
