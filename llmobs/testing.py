@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from llmobs.core import runtime
-from llmobs.core.model import Span, SpanKind
+from llmobs.core.model import Span, SpanKind, tool_arguments
 from llmobs.core.sinks import MemorySink
 
 _TOOL_PREFIX = "execute_tool "
@@ -91,20 +91,10 @@ def _tool_name(span: Span) -> str:
     return span.name[len(_TOOL_PREFIX) :] if span.name.startswith(_TOOL_PREFIX) else span.name
 
 
-def _arguments(value: Any) -> Any:
-    """Tool arguments as recorded; a JSON string (as some frameworks pass them) is decoded."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def trajectory(spans: SpanCapture | Iterable[Span]) -> list[dict[str, Any]]:
     """The tool calls in start order: `{"tool", "arguments", "status"}` each."""
     return [
-        {"tool": _tool_name(s), "arguments": _arguments(s.input), "status": s.status.value}
+        {"tool": _tool_name(s), "arguments": tool_arguments(s.input), "status": s.status.value}
         for s in _span_list(spans)
         if s.kind is SpanKind.TOOL
     ]

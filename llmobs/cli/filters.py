@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from llmobs.cli.options import parse_duration_s
-from llmobs.core.model import Span, SpanKind, Status
+from llmobs.core.model import Span, SpanKind, Status, lookup_attribute
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,18 +89,6 @@ def attribute_text(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError):
         return str(value)
-
-
-def lookup_attribute(attributes: Mapping[str, Any], key: str) -> tuple[bool, Any]:
-    """(found, value) of `key` in the attributes: the key as is, else a dotted path into nested maps."""
-    if key in attributes:
-        return True, attributes[key]
-    node: Any = attributes
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
 
 
 def attribute_matches(attributes: Mapping[str, Any], key: str, expected: str) -> bool:

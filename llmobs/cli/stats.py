@@ -22,10 +22,10 @@ from rich.table import Table
 from rich.text import Text
 
 from llmobs.cli.compare import compare_options, run_compare
-from llmobs.cli.filters import SpanFilter, attribute_text, build_filter, filter_options, lookup_attribute
+from llmobs.cli.filters import SpanFilter, attribute_text, build_filter, filter_options
 from llmobs.cli.options import SINCE, db_option, make_console, open_store
 from llmobs.cli.render import fmt_cost, fmt_ms, fmt_tokens
-from llmobs.core.model import MODEL_KINDS, Span
+from llmobs.core.model import MODEL_KINDS, Span, lookup_attribute
 
 GROUPINGS = ("model", "framework", "kind", "service")
 NONE_KEY = "(none)"

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmobs.core.model import MODEL_KINDS, Span, SpanKind
+from llmobs.core.model import MODEL_KINDS, Span, SpanKind, lookup_attribute
 
 DEFAULT_RESAMPLES = 1000
 #: Bootstrap works on at most this many values per side (a deterministic subsample beyond it).
@@ -76,21 +76,10 @@ def parse_side(text: str) -> Side:
     return side
 
 
-def _lookup(attributes: Mapping[str, Any], key: str) -> tuple[bool, Any]:
-    if key in attributes:
-        return True, attributes[key]
-    node: Any = attributes
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
-
-
 def _has_attribute(span: Span, key: str, value: str) -> bool:
     for attributes in (span.attributes, span.attributes.get("metadata")):
         if isinstance(attributes, Mapping):
-            found, actual = _lookup(attributes, key)
+            found, actual = lookup_attribute(attributes, key)
             if found and (actual == value or str(actual) == value):
                 return True
     return False

@@ -8,6 +8,7 @@ export file or the OTLP codec compares equal to the original.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,6 +177,29 @@ def sanitize_span_fields(span: Span) -> None:
         elif span.end_ns and ttft > (span.end_ns - span.start_ns) / 1e6:
             # A first token after the span ended is a clock artefact: it came at the end at the latest.
             span.ttft_ms = (span.end_ns - span.start_ns) / 1e6
+
+
+def lookup_attribute(attributes: Mapping[str, Any], key: str) -> tuple[bool, Any]:
+    """(found, value) of `key` in span attributes: the key as is, else a dotted path into nested maps."""
+    if key in attributes:
+        return True, attributes[key]
+    node: Any = attributes
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def tool_arguments(value: Any) -> Any:
+    """Tool arguments as the span model keeps them: a JSON string (as frameworks pass them) is
+    decoded, text that is not JSON and anything else stay as they are."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 @dataclass(slots=True)

@@ -12,13 +12,12 @@ Dispatch is on `span_data.type`, never on `export()["type"]`: task and turn span
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from llmobs.core.conventions import ATTR_METADATA, ATTR_SESSION_ID
-from llmobs.core.model import ErrorInfo, Span, SpanKind, Usage
+from llmobs.core.model import ErrorInfo, Span, SpanKind, Usage, tool_arguments
 from llmobs.core.tracer import set_error
 
 FRAMEWORK = "openai-agents"
@@ -215,16 +214,6 @@ def _details(value: Any) -> Mapping[str, Any]:
     return {}
 
 
-def _json_or_text(value: Any) -> Any:
-    """Tool arguments arrive as a JSON string: keep the object, or the text if it is not JSON."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _fill_task(span: Span, data: Any) -> None:
     span.attributes[ATTR_WORKFLOW_NAME] = data.name
     usage = aggregate_usage(data.usage)
@@ -308,7 +297,7 @@ def _fill_generation(span: Span, data: Any) -> None:
 
 def _fill_function(span: Span, data: Any) -> None:
     span.tool = {"name": data.name}
-    span.input = _json_or_text(data.input)
+    span.input = tool_arguments(data.input)
     span.output = data.output
     mcp = data.mcp_data
     if mcp:
