@@ -148,9 +148,6 @@ class CallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         try:
-            tracer = get_tracer()
-            if self._seen_by_another(tracer, run_id):
-                return
             name = kwargs.get("name") or _serialized_name(serialized) or "chain"
             if metadata and metadata.get("ls_integration") == "langgraph" and "langgraph_node" not in metadata:
                 kind = _AGENT
@@ -160,10 +157,8 @@ class CallbackHandler(BaseCallbackHandler):
                 span_name = name
             if type(inputs) is list:
                 inputs = inputs.copy()
-            span, outer = _start(tracer, run_id, parent_run_id, span_name, kind)
-            span.deferred = record = RunRecord(self, kind, name, inputs, metadata, tags)
-            record.context_parent = outer
-            if kind is _AGENT:
+            span = self._open(run_id, parent_run_id, span_name, RunRecord(self, kind, name, inputs, metadata, tags))
+            if span is not None and kind is _AGENT:
                 span.agent = {"name": name}
         except Exception as exc:
             _fault("on_chain_start", exc)
@@ -180,13 +175,9 @@ class CallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         try:
-            tracer = get_tracer()
-            if self._seen_by_another(tracer, run_id):
-                return
             # An agent loop keeps appending to the list it passed in: copy it, not just point at it.
             prompt = messages[0].copy() if messages else []
-            span, outer = _start(tracer, run_id, parent_run_id, "chat", _LLM)
-            span.deferred = record = RunRecord(
+            record = RunRecord(
                 self,
                 _LLM,
                 kwargs.get("name") or _serialized_name(serialized),
@@ -195,7 +186,7 @@ class CallbackHandler(BaseCallbackHandler):
                 tags,
                 kwargs.get("invocation_params"),
             )
-            record.context_parent = outer
+            self._open(run_id, parent_run_id, "chat", record)
         except Exception as exc:
             _fault("on_chat_model_start", exc)
 
@@ -211,10 +202,6 @@ class CallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         try:
-            tracer = get_tracer()
-            if self._seen_by_another(tracer, run_id):
-                return
-            span, outer = _start(tracer, run_id, parent_run_id, "text_completion", _LLM)
             record = RunRecord(
                 self,
                 _LLM,
@@ -225,8 +212,7 @@ class CallbackHandler(BaseCallbackHandler):
                 kwargs.get("invocation_params"),
             )
             record.text_prompts = True
-            record.context_parent = outer
-            span.deferred = record
+            self._open(run_id, parent_run_id, "text_completion", record)
         except Exception as exc:
             _fault("on_llm_start", exc)
 
@@ -243,13 +229,9 @@ class CallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         try:
-            tracer = get_tracer()
-            if self._seen_by_another(tracer, run_id):
-                return
             # kwargs["name"] is the run name (usually None); the tool's own name is serialized["name"].
             name = _serialized_name(serialized) or kwargs.get("name") or "tool"
-            span, outer = _start(tracer, run_id, parent_run_id, f"execute_tool {name}", _TOOL)
-            span.deferred = record = RunRecord(
+            record = RunRecord(
                 self,
                 _TOOL,
                 name,
@@ -258,7 +240,7 @@ class CallbackHandler(BaseCallbackHandler):
                 tags,
                 tool_call_id=kwargs.get("tool_call_id"),
             )
-            record.context_parent = outer
+            self._open(run_id, parent_run_id, f"execute_tool {name}", record)
         except Exception as exc:
             _fault("on_tool_start", exc)
 
@@ -274,13 +256,9 @@ class CallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         try:
-            tracer = get_tracer()
-            if self._seen_by_another(tracer, run_id):
-                return
             name = kwargs.get("name") or _serialized_name(serialized) or "retriever"
-            span, outer = _start(tracer, run_id, parent_run_id, f"retrieval {name}", _RETRIEVER)
-            span.deferred = record = RunRecord(self, _RETRIEVER, name, query, metadata, tags)
-            record.context_parent = outer
+            record = RunRecord(self, _RETRIEVER, name, query, metadata, tags)
+            self._open(run_id, parent_run_id, f"retrieval {name}", record)
         except Exception as exc:
             _fault("on_retriever_start", exc)
 
@@ -367,6 +345,15 @@ class CallbackHandler(BaseCallbackHandler):
             _fault("on_retriever_error", exc)
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _open(self, run_id: UUID, parent_run_id: UUID | None, span_name: str, record: RunRecord) -> Span | None:
+        """Start the run's span with `record` as its deferred extraction; None if another handler has it."""
+        tracer = get_tracer()
+        if self._seen_by_another(tracer, run_id):
+            return None
+        span, record.context_parent = _start(tracer, run_id, parent_run_id, span_name, record.kind)
+        span.deferred = record
+        return span
 
     def _seen_by_another(self, tracer: Tracer, run_id: UUID) -> bool:
         """True when another CallbackHandler already records this run (it got the event first).
