@@ -179,6 +179,17 @@ def sanitize_span_fields(span: Span) -> None:
             span.ttft_ms = (span.end_ns - span.start_ns) / 1e6
 
 
+def int_or_none(value: Any) -> int | None:
+    """`value` as an int (a count read off a provider's or a wire payload), None when it is absent,
+    a bool, or not a number."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def lookup_attribute(attributes: Mapping[str, Any], key: str) -> tuple[bool, Any]:
     """(found, value) of `key` in span attributes: the key as is, else a dotted path into nested maps."""
     if key in attributes:

@@ -32,7 +32,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status as PbStatus
 
 from llmobs.core import conventions as c
 from llmobs.core.evaluation import ERROR_LABEL
-from llmobs.core.model import Cost, ErrorInfo, Evaluation, Span, SpanKind, Status, Usage
+from llmobs.core.model import Cost, ErrorInfo, Evaluation, Span, SpanKind, Status, Usage, int_or_none
 
 OTLP_FRAMEWORK = "otlp"
 JSON_CONTENT_TYPE = "application/json"
@@ -304,24 +304,24 @@ def _decode_error(attrs: _Attributes, pb: PbSpan, status: Status, ours: bool) ->
 def _decode_usage(attrs: _Attributes) -> Usage | None:
     empty = attrs.first(c.LLMOBS_USAGE_EMPTY)
     usage = Usage(
-        input_tokens=_int(
+        input_tokens=int_or_none(
             attrs.first(c.GEN_AI_USAGE_INPUT_TOKENS, c.GEN_AI_USAGE_PROMPT_TOKENS, c.LLM_TOKEN_COUNT_PROMPT)
         ),
-        output_tokens=_int(
+        output_tokens=int_or_none(
             attrs.first(c.GEN_AI_USAGE_OUTPUT_TOKENS, c.GEN_AI_USAGE_COMPLETION_TOKENS, c.LLM_TOKEN_COUNT_COMPLETION)
         ),
-        total_tokens=_int(attrs.first(c.GEN_AI_USAGE_TOTAL_TOKENS, c.LLM_TOKEN_COUNT_TOTAL)),
-        cache_read_tokens=_int(
+        total_tokens=int_or_none(attrs.first(c.GEN_AI_USAGE_TOTAL_TOKENS, c.LLM_TOKEN_COUNT_TOTAL)),
+        cache_read_tokens=int_or_none(
             attrs.first(c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, c.LLM_TOKEN_COUNT_PROMPT_CACHE_READ)
         ),
-        cache_write_tokens=_int(
+        cache_write_tokens=int_or_none(
             attrs.first(
                 c.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
                 c.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
                 c.LLM_TOKEN_COUNT_PROMPT_CACHE_WRITE,
             )
         ),
-        reasoning_tokens=_int(
+        reasoning_tokens=int_or_none(
             attrs.first(c.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, c.LLM_TOKEN_COUNT_COMPLETION_REASONING)
         ),
     )
@@ -336,7 +336,7 @@ def _decode_usage(attrs: _Attributes) -> Usage | None:
 def _usage_from_langfuse(details: dict[str, Any]) -> Usage:
     def get(*keys: str) -> int | None:
         for key in keys:
-            value = _int(details.get(key))
+            value = int_or_none(details.get(key))
             if value is not None:
                 return value
         return None
@@ -514,15 +514,6 @@ def _first_not_none(*values: Any) -> Any:
 
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _float(value: Any) -> float | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from llmobs.core.model import Usage
+from llmobs.core.model import Usage, int_or_none
 
 
 def field(obj: Any, name: str) -> Any:
@@ -31,15 +31,6 @@ def field(obj: Any, name: str) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
-
-
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def usage_from_response(response: Any) -> Usage | None:
@@ -75,55 +66,55 @@ def _from_usage_block(u: Any) -> Usage | None:
         return None
     if field(u, "input_tokens_details") is not None or field(u, "output_tokens_details") is not None:
         # OpenAI Responses API: input already includes cached tokens.
-        inp = _int(field(u, "input_tokens"))
-        out = _int(field(u, "output_tokens"))
+        inp = int_or_none(field(u, "input_tokens"))
+        out = int_or_none(field(u, "output_tokens"))
         return _make(
             inp,
             out,
-            _int(field(u, "total_tokens")),
-            cache_read=_int(field(field(u, "input_tokens_details"), "cached_tokens")),
-            reasoning=_int(field(field(u, "output_tokens_details"), "reasoning_tokens")),
+            int_or_none(field(u, "total_tokens")),
+            cache_read=int_or_none(field(field(u, "input_tokens_details"), "cached_tokens")),
+            reasoning=int_or_none(field(field(u, "output_tokens_details"), "reasoning_tokens")),
         )
     # Anthropic: cache reads and writes are reported beside input_tokens, not inside it.
-    cache_read = _int(field(u, "cache_read_input_tokens"))
-    cache_write = _int(field(u, "cache_creation_input_tokens"))
-    inp = _int(field(u, "input_tokens"))
+    cache_read = int_or_none(field(u, "cache_read_input_tokens"))
+    cache_write = int_or_none(field(u, "cache_creation_input_tokens"))
+    inp = int_or_none(field(u, "input_tokens"))
     if inp is not None:
         inp += (cache_read or 0) + (cache_write or 0)
-    return _make(inp, _int(field(u, "output_tokens")), None, cache_read=cache_read, cache_write=cache_write)
+    return _make(inp, int_or_none(field(u, "output_tokens")), None, cache_read=cache_read, cache_write=cache_write)
 
 
 def _from_openai_style(u: Any) -> Usage | None:
     if u is None:
         return None
-    inp = _int(field(u, "prompt_tokens"))
-    out = _int(field(u, "completion_tokens"))
+    inp = int_or_none(field(u, "prompt_tokens"))
+    out = int_or_none(field(u, "completion_tokens"))
     if inp is None and out is None:
-        inp = _int(field(u, "input_tokens"))
-        out = _int(field(u, "output_tokens"))
+        inp = int_or_none(field(u, "input_tokens"))
+        out = int_or_none(field(u, "output_tokens"))
         if inp is None and out is None:
             return None
     return _make(
         inp,
         out,
-        _int(field(u, "total_tokens")),
-        cache_read=_int(field(field(u, "prompt_tokens_details"), "cached_tokens")),
-        reasoning=_int(field(field(u, "completion_tokens_details"), "reasoning_tokens")),
+        int_or_none(field(u, "total_tokens")),
+        cache_read=int_or_none(field(field(u, "prompt_tokens_details"), "cached_tokens")),
+        reasoning=int_or_none(field(field(u, "completion_tokens_details"), "reasoning_tokens")),
     )
 
 
 def _from_gemini(m: Any) -> Usage | None:
-    inp = _int(field(m, "prompt_token_count"))
-    candidates = _int(field(m, "candidates_token_count"))
-    thoughts = _int(field(m, "thoughts_token_count"))
+    inp = int_or_none(field(m, "prompt_token_count"))
+    candidates = int_or_none(field(m, "candidates_token_count"))
+    thoughts = int_or_none(field(m, "thoughts_token_count"))
     if inp is None and candidates is None:
         return None
     out = None if candidates is None and thoughts is None else (candidates or 0) + (thoughts or 0)
     return _make(
         inp,
         out,
-        _int(field(m, "total_token_count")),
-        cache_read=_int(field(m, "cached_content_token_count")),
+        int_or_none(field(m, "total_token_count")),
+        cache_read=int_or_none(field(m, "cached_content_token_count")),
         reasoning=thoughts,
     )
 

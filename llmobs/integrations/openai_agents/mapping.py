@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from llmobs.core.conventions import ATTR_METADATA, ATTR_SESSION_ID
-from llmobs.core.model import ErrorInfo, Span, SpanKind, Usage, tool_arguments
+from llmobs.core.model import ErrorInfo, Span, SpanKind, Usage, int_or_none, tool_arguments
 from llmobs.core.tracer import set_error
 
 FRAMEWORK = "openai-agents"
@@ -135,9 +135,9 @@ def usage_from_span_usage(raw: Mapping[str, Any] | None) -> Usage | None:
     """
     if not raw:
         return None
-    input_tokens = _int(raw.get("input_tokens", raw.get("prompt_tokens")))
-    output_tokens = _int(raw.get("output_tokens", raw.get("completion_tokens")))
-    total_tokens = _int(raw.get("total_tokens"))
+    input_tokens = int_or_none(raw.get("input_tokens", raw.get("prompt_tokens")))
+    output_tokens = int_or_none(raw.get("output_tokens", raw.get("completion_tokens")))
+    total_tokens = int_or_none(raw.get("total_tokens"))
     if not input_tokens and not output_tokens and not total_tokens:
         return None
     input_details = _details(raw.get("input_tokens_details"))
@@ -146,9 +146,9 @@ def usage_from_span_usage(raw: Mapping[str, Any] | None) -> Usage | None:
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         total_tokens=total_tokens if total_tokens is not None else (input_tokens or 0) + (output_tokens or 0),
-        cache_read_tokens=_int(input_details.get("cached_tokens")),
-        cache_write_tokens=_int(input_details.get("cache_write_tokens")),
-        reasoning_tokens=_int(output_details.get("reasoning_tokens")),
+        cache_read_tokens=int_or_none(input_details.get("cached_tokens")),
+        cache_write_tokens=int_or_none(input_details.get("cache_write_tokens")),
+        reasoning_tokens=int_or_none(output_details.get("reasoning_tokens")),
     )
 
 
@@ -159,16 +159,16 @@ def usage_from_response(response: Any) -> Usage | None:
         return None
     input_details = getattr(raw, "input_tokens_details", None)
     output_details = getattr(raw, "output_tokens_details", None)
-    input_tokens = _int(getattr(raw, "input_tokens", None))
-    output_tokens = _int(getattr(raw, "output_tokens", None))
-    total_tokens = _int(getattr(raw, "total_tokens", None))
+    input_tokens = int_or_none(getattr(raw, "input_tokens", None))
+    output_tokens = int_or_none(getattr(raw, "output_tokens", None))
+    total_tokens = int_or_none(getattr(raw, "total_tokens", None))
     return Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         total_tokens=total_tokens if total_tokens is not None else (input_tokens or 0) + (output_tokens or 0),
-        cache_read_tokens=_int(getattr(input_details, "cached_tokens", None)),
-        cache_write_tokens=_int(getattr(input_details, "cache_write_tokens", None)),
-        reasoning_tokens=_int(getattr(output_details, "reasoning_tokens", None)),
+        cache_read_tokens=int_or_none(getattr(input_details, "cached_tokens", None)),
+        cache_write_tokens=int_or_none(getattr(input_details, "cache_write_tokens", None)),
+        reasoning_tokens=int_or_none(getattr(output_details, "reasoning_tokens", None)),
     )
 
 
@@ -186,19 +186,10 @@ def aggregate_usage(raw: Mapping[str, Any] | None) -> dict[str, int] | None:
     )
     out: dict[str, int] = {}
     for ours, theirs in names:
-        value = _int(raw.get(theirs))
+        value = int_or_none(raw.get(theirs))
         if value is not None:
             out[ours] = value
     return out
-
-
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _details(value: Any) -> Mapping[str, Any]:
