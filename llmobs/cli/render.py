@@ -151,8 +151,8 @@ def trace_totals(spans: Sequence[Span]) -> TraceTotals:
     )
 
 
-def trace_tree(spans: Sequence[Span]) -> Tree:
-    """The trace as a tree, headed by its id and totals."""
+def trace_header(spans: Sequence[Span]) -> Text:
+    """`trace <id>  N spans  in→out tok  $cost  duration  [k error(s)]`: a trace's heading line."""
     totals = trace_totals(spans)
     head = Text()
     head.append(f"trace {spans[0].trace_id}" if spans else "trace", style="bold")
@@ -163,7 +163,12 @@ def trace_tree(spans: Sequence[Span]) -> Tree:
     )
     if totals.errors:
         head.append(f"  {totals.errors} error(s)", style="bold red")
-    tree = Tree(head)
+    return head
+
+
+def trace_tree(spans: Sequence[Span]) -> Tree:
+    """The trace as a tree, headed by its id and totals."""
+    tree = Tree(trace_header(spans))
     roots, children = children_by_parent(spans)
 
     def add(node: Tree, span: Span) -> None:

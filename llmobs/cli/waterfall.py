@@ -25,8 +25,7 @@ from llmobs.cli.render import (
     children_by_parent,
     fmt_cost,
     fmt_ms,
-    fmt_tokens,
-    trace_totals,
+    trace_header,
     usage_text,
 )
 from llmobs.core.model import MODEL_KINDS, Span
@@ -83,15 +82,7 @@ def _label(prefix: str, span: Span) -> Text:
 
 def render_waterfall(console: Console, spans: Sequence[Span]) -> None:
     """The header line, then one row per span: tree label │ bar │ duration (ttft) status."""
-    totals = trace_totals(spans)
-    head = Text(f"trace {spans[0].trace_id}", style="bold")
-    head.append(
-        f"  {totals.spans} spans  {fmt_tokens(totals.input_tokens)}→{fmt_tokens(totals.output_tokens)} tok  "
-        f"{fmt_cost(totals.cost_usd, unpriced=bool(totals.unpriced))}  {fmt_ms(totals.duration_ms)}",
-        style="dim",
-    )
-    if totals.errors:
-        head.append(f"  {totals.errors} error(s)", style="bold red")
+    head = trace_header(spans)
     soft = not console.is_terminal  # piped: never crop or wrap
     console.print(head, soft_wrap=soft)
     rows = [(_label(prefix, span), span) for prefix, span in tree_order(spans)]
