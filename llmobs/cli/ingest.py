@@ -74,7 +74,8 @@ class SpanIngestor:
             if policy is not None
             else ContentPolicy(capture=settings.capture_content, max_chars=settings.max_content_chars)
         )
-        self._sink = SQLiteSink(db_path)
+        # Inline: a request is answered once its spans are committed (or with the error that stopped them).
+        self._sink = SQLiteSink(db_path, writer="inline")
         self._lock = threading.Lock()
         self.counters = IngestCounters()
         self._pool: ProcessPoolExecutor | None = None

@@ -119,6 +119,15 @@ class ContentPolicy:
         self.max_chars = max(1, int(max_chars))
         self.max_items = max(1, int(max_items))
         patterns = [p.pattern if isinstance(p, re.Pattern) else p for p in redact_patterns]
+        self._options: dict[str, Any] = {
+            "capture": capture,
+            "max_chars": self.max_chars,
+            "max_items": self.max_items,
+            "redact_patterns": list(patterns),
+            "redact_keys": redact_keys,
+            "redact_paths": [p for p in redact_paths if p],
+            "default_redaction": default_redaction,
+        }
         if default_redaction:
             patterns = [*DEFAULT_SECRET_PATTERNS, *patterns]
         self._secret_re = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
@@ -135,7 +144,11 @@ class ContentPolicy:
         self._key_verdicts: dict[str, bool] = {}
         self._cleaned: dict[str, str] = {}
         self._cleaned_chars = 0
-        self._paths = [tuple(p.split(".")) for p in redact_paths if p]
+        self._paths = [tuple(p.split(".")) for p in self._options["redact_paths"]]
+
+    def options(self) -> dict[str, Any]:
+        """The arguments that make an equal policy (JSON values), for a policy in another process."""
+        return dict(self._options)
 
     # -- applying to a span ------------------------------------------------------------------
 
@@ -253,7 +266,7 @@ class ContentPolicy:
             return self._clean(int(value) if isinstance(value, int) else float(value), depth, seen)
         if isinstance(value, (bytes, bytearray, memoryview)):
             return f"<{len(value)} bytes>"
-        return self._clean(_to_plain(value), depth + 1, seen)
+        return self._clean(to_plain(value), depth + 1, seen)
 
     # The two container walks handle str, None, int and bool leaves inline: most of a span's
     # content is such leaves, and a call per leaf is most of the cost of the walk.
@@ -367,7 +380,7 @@ def _attribute(value: Any, name: str) -> Any:
         return None
 
 
-def _to_plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
     """A plain Python structure for an arbitrary object (pydantic models, dataclasses, ...)."""
     dump = _attribute(value, "model_dump")
     if callable(dump):

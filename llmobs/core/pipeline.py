@@ -93,12 +93,20 @@ class Pipeline:
         # Online evaluation (optional): sampled spans wait there and come back in `_evaluated`.
         self.evaluation: EvaluationWorker | None = None
         self._evaluated: deque[Span] = deque()
+        # A lone sink that applies the content policy itself (in the store's writer process)
+        # takes spans raw: the policy's Python walk then stays off the GIL this process shares.
+        self._raw = len(self.sinks) == 1 and self._ask_raw(self.sinks[0], policy)
         self._start_worker()
         _live_pipelines.add(self)
 
     def start_evaluation(self, evaluators: Sequence[Evaluator], sample_rate: float, seed: int = 0) -> None:
         """Evaluate a deterministic sample of finished `llm` spans and trace roots (see core/evaluation.py)."""
         if evaluators:
+            with self._drain_lock:
+                # Evaluators read prepared spans: the policy is applied here again.
+                if self._raw:
+                    self._raw = False
+                    self._ask_raw(self.sinks[0], None)
             self.evaluation = EvaluationWorker(
                 evaluators,
                 sample_rate,
@@ -177,7 +185,8 @@ class Pipeline:
 
         `dropped` adds the spans a sink dropped itself (an exporter that fell behind) to those the
         queue dropped; `sink_errors` adds the exports a sink reports as failed to its raised writes.
-        Each sink's own counters (`Sink.stats()`) are under `sinks`.
+        Each sink's own counters (`Sink.stats()`) are under `sinks`; a sink that reports `written`
+        and `errors` itself (the store, written by another process) is believed on those.
         """
         c = self.counters
         evaluation = self.evaluation
@@ -190,20 +199,22 @@ class Pipeline:
                 own = {}
             sinks[key] = {
                 **own,
-                "written": h.written,
-                "errors": h.errors,
+                # A sink that writes elsewhere (the store's writer process) knows what was really
+                # written, and the failures that happened there.
+                "written": int(own.get("written", h.written)),
+                "errors": h.errors + int(own.get("errors") or 0),
                 "last_error": h.last_error or own.get("last_error"),
             }
         return {
             "evaluation": evaluation.health() if evaluation is not None else None,
             "queued": len(self._queue),
             "processed": c.processed,
-            "exported": min((h.written for h in c.sinks.values()), default=c.processed),
+            "exported": min((s["written"] for s in sinks.values()), default=c.processed),
             "dropped": c.dropped + sum(int(s.get("dropped") or 0) for s in sinks.values()),
             "failed": c.failed,
             "priced": c.priced,
             "unpriced": c.unpriced,
-            "sink_errors": sum(h.errors for h in c.sinks.values())
+            "sink_errors": sum(s["errors"] for s in sinks.values())
             + sum(int(s.get("failed") or 0) for s in sinks.values()),
             "sinks": sinks,
         }
@@ -309,13 +320,21 @@ class Pipeline:
                     self.counters.unpriced += 1
                 else:
                     self.counters.priced += 1
-            self.policy.apply(span)
+            if not self._raw:
+                self.policy.apply(span)
             return True
         except Exception as exc:
             self.counters.failed += 1
             self._warn_once(
                 "prepare", "llmobs: could not prepare span %r, dropped: %r", getattr(span, "name", "?"), exc
             )
+            return False
+
+    def _ask_raw(self, sink: Sink, policy: ContentPolicy | None) -> bool:
+        try:
+            return bool(sink.takes_raw_spans(policy))
+        except Exception as exc:
+            self._warn_once(f"raw:{sink.name}", "llmobs: sink %s failed: %s", sink.name, exc)
             return False
 
     def _flush_sinks(self) -> None:

@@ -100,7 +100,7 @@ class FullDiskSink(SQLiteSink):
 
 
 def test_a_full_disk(tmp_path: Path, memory: MemorySink, caplog: pytest.LogCaptureFixture) -> None:
-    sink = FullDiskSink(tmp_path / "full.db")
+    sink = FullDiskSink(tmp_path / "full.db", writer="inline")  # the connection it limits is this process's
     llmobs.configure(sinks=[sink, memory], batch_size=50, flush_interval=0.001)
     with caplog.at_level(logging.WARNING, logger="llmobs"):
         for i in range(500):

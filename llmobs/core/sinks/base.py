@@ -30,9 +30,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmobs.core.model import Span
+
+if TYPE_CHECKING:
+    from llmobs.core.content import ContentPolicy
 
 
 class Sink(abc.ABC):
@@ -50,6 +53,15 @@ class Sink(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release resources. Called once at shutdown, after the last `flush`."""
+
+    def takes_raw_spans(self, policy: ContentPolicy | None) -> bool:
+        """Whether this sink applies `policy` itself, later and elsewhere (the store's writer process).
+
+        The pipeline asks when this is its only sink; True means `write` then receives spans whose
+        content has not been through the content policy yet (arbitrary Python objects included).
+        `None` takes that back: spans come prepared again. Most sinks answer False.
+        """
+        return False
 
     def stats(self) -> Mapping[str, Any]:
         """The sink's own counters for `llmobs.health()`. A sink that sends from a thread of its own

@@ -2,16 +2,58 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
-from collections.abc import Sequence
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from llmobs.core import store
 from llmobs.core.config import DEFAULT_MAX_STORED_SPANS, default_db_path
 from llmobs.core.model import Span
 from llmobs.core.sinks.base import Sink
 
+if TYPE_CHECKING:
+    from llmobs.core.content import ContentPolicy
+    from llmobs.core.writer import StoreWriter
+
+logger = logging.getLogger("llmobs")
+
 _PRUNE_EVERY_BATCHES = 64
+
+#: Where the store is written: `process` (the default), a child process; `inline`, the pipeline thread.
+LLMOBS_STORE_WRITER = "LLMOBS_STORE_WRITER"
+WRITER_MODES = ("process", "inline")
+#: How many times a store writer process that died is started again before writing in-process for good.
+WRITER_RESTARTS = 3
+
+
+def explain_store_error(path: str | Path, busy_timeout_s: float, exc: BaseException) -> str:
+    """What went wrong writing the store at `path`, and what to do about it."""
+    text = str(exc)
+    low = text.lower()
+    if "readonly" in low or "read-only" in low:
+        hint = "the file or its folder is read-only; point LLMOBS_DB at a writable path"
+    elif "full" in low:
+        hint = "the disk is full; free space or point LLMOBS_DB at another disk"
+    elif "locked" in low or "busy" in low:
+        hint = f"another process held the store's write lock for more than {busy_timeout_s:g}s"
+    elif "unable to open" in low or "cannot create" in low or "permission" in low:
+        hint = "its folder cannot be created or written; point LLMOBS_DB at a writable path"
+    else:
+        hint = "spans go to the other sinks only until it can be written again"
+    return f"cannot write to the local store {path}: {text} ({hint})"
+
+
+def writer_mode(value: str | None = None) -> str:
+    """`value`, else `LLMOBS_STORE_WRITER`, else `process`; ValueError for anything else."""
+    mode = (value or os.environ.get(LLMOBS_STORE_WRITER) or "process").strip().lower()
+    if mode not in WRITER_MODES:
+        raise ValueError(f"store writer must be one of {', '.join(WRITER_MODES)}, not {mode!r} ({LLMOBS_STORE_WRITER})")
+    return mode
 
 
 class SQLiteSink(Sink):
@@ -20,15 +62,23 @@ class SQLiteSink(Sink):
     Several processes may write one store at once (WAL mode, a busy timeout). The store keeps at
     most `max_spans` spans; the oldest are pruned first.
 
+    By default the writing happens in a child process (`llmobs.core.writer`): the content
+    policy, building rows and the SQLite statements are Python work that, on the pipeline
+    thread, would hold the GIL the application needs. This process only serialises each batch.
+    If the child cannot start, or dies more than `WRITER_RESTARTS` times, batches are written
+    on the pipeline thread instead, as with `writer="inline"` (or `LLMOBS_STORE_WRITER=inline`).
+    Batches the child had not confirmed when it died are written in-process, not lost.
+
     A store that cannot be written (a read-only file, a folder that cannot be created, a full
-    disk, a lock held too long by another process) makes `write` raise a `StoreError` that says
-    what is wrong and what to do; the pipeline logs it once, counts it and goes on, and the next
-    batch tries again from a fresh connection.
+    disk, a lock held too long by another process) is reported once in the log and in
+    `llmobs.health()` with what is wrong and what to do; the next batch tries again from a fresh
+    connection.
 
     Args:
         path: the database file; its folder is created when missing.
         max_spans: the retention cap.
         busy_timeout_s: how long a write waits for another process's lock before giving up.
+        writer: `process` or `inline`; None reads `LLMOBS_STORE_WRITER` (default `process`).
     """
 
     name = "sqlite"
@@ -39,12 +89,174 @@ class SQLiteSink(Sink):
         *,
         max_spans: int = DEFAULT_MAX_STORED_SPANS,
         busy_timeout_s: float = store.BUSY_TIMEOUT_MS / 1000,
+        writer: str | None = None,
     ) -> None:
         self.path = Path(path).expanduser() if path is not None else default_db_path()
         self.max_spans = max_spans
         self.busy_timeout_s = busy_timeout_s
+        self.writer_mode = writer_mode(writer)
         self._conn: sqlite3.Connection | None = None
         self._batches = 0
+        # The writer process, its state and what it reported.
+        self._lock = threading.RLock()
+        self._writer: StoreWriter | None = None
+        self._policy: ContentPolicy | None = None
+        self._restarts_left = WRITER_RESTARTS
+        self._inline_reason: str | None = None
+        self._unconfirmed: deque[tuple[int, list[Span], bool]] = deque()  # (frame number, spans, raw)
+        self._frames_sent = 0
+        self._status: Mapping[str, Any] = {}
+        self._past = {"written": 0, "failed": 0, "cpu_s": 0.0}
+        self._inline_written = 0
+        self._last_error: str | None = None
+        self._warned: set[str] = set()
+
+    # -- the Sink interface ----------------------------------------------------------------------
+
+    def takes_raw_spans(self, policy: ContentPolicy | None) -> bool:
+        with self._lock:
+            if self.writer_mode != "process" or policy is None:
+                self._policy = None
+                return False
+            self._policy = policy
+            return True
+
+    def write(self, spans: Sequence[Span]) -> None:
+        if not spans:
+            return
+        raw = self._policy is not None
+        if self.writer_mode == "process":
+            with self._lock:
+                if self._inline_reason is None:
+                    spans = self._send(list(spans), raw)
+                    if not spans:
+                        return
+        self._write_inline(spans, raw)
+
+    def flush(self) -> None:
+        with self._lock:
+            writer = self._writer
+            if writer is None or writer.pid is None:
+                return
+            from llmobs.core.writer import WriterGone
+
+            try:
+                writer.flush()
+            except WriterGone as exc:
+                self._lost_writer(exc)
+
+    def stats(self) -> dict[str, Any]:
+        """Spans committed and batches failed, here and in the writer process, and about the writer.
+
+        `writer` is `process` or `inline`, `writer_pid` the child's pid while one runs,
+        `writer_cpu_s` the CPU time the writer processes used (as of their last report).
+        """
+        if self.writer_mode == "inline":
+            return {"writer": "inline"}
+        status = self._status
+        writer = self._writer
+        past = self._past
+        return {
+            "writer": "inline" if self._inline_reason else "process",
+            "writer_pid": writer.pid if writer is not None else None,
+            "writer_cpu_s": past["cpu_s"] + float(status.get("cpu_s") or 0.0),
+            "written": self._inline_written + past["written"] + int(status.get("written") or 0),
+            "errors": past["failed"] + int(status.get("failed") or 0),
+            "last_error": self._last_error,
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            writer = self._writer
+            if writer is not None:
+                status = writer.close()
+                if status is None and self._unconfirmed:
+                    self._rewrite_unconfirmed()
+                self._writer = None
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                finally:
+                    self._conn = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteSink({str(self.path)!r})"
+
+    # -- the writer process ----------------------------------------------------------------------
+
+    def _send(self, spans: list[Span], raw: bool) -> list[Span]:
+        """Hand the batch to the writer process; what it could not take, for writing here."""
+        from llmobs.core.writer import StoreWriter, WriterGone
+
+        writer = self._writer
+        if writer is None:
+            policy = self._policy
+            writer = self._writer = StoreWriter(
+                self.path,
+                busy_timeout_s=self.busy_timeout_s,
+                max_spans=self.max_spans,
+                policy_options=policy.options() if policy is not None else None,
+                on_status=self._on_status,
+            )
+        if writer.pid is None and self._status:
+            # A new child (after a fork, or a restart): its counters start from zero.
+            self._fold_status()
+        try:
+            rest = writer.send(spans, raw=raw)
+        except WriterGone as exc:
+            self._lost_writer(exc)
+            return spans
+        if len(rest) < len(spans):
+            self._frames_sent += 1
+            taken = spans if not rest else [s for s in spans if not any(s is r for r in rest)]
+            self._unconfirmed.append((self._frames_sent, taken, raw))
+        return rest
+
+    def _on_status(self, status: Mapping[str, Any]) -> None:
+        """A status line from the child: forget the batches it has finished, report new failures."""
+        done = int(status.get("batches") or 0)
+        unconfirmed = self._unconfirmed
+        while unconfirmed and unconfirmed[0][0] <= done:
+            unconfirmed.popleft()
+        failed_before = int(self._status.get("failed") or 0)
+        self._status = status
+        if int(status.get("failed") or 0) > failed_before and status.get("last_error"):
+            self._last_error = str(status["last_error"])
+            self._warn_once("store", "llmobs: %s", self._last_error)
+
+    def _fold_status(self) -> None:
+        status = self._status
+        past = self._past
+        past["written"] += int(status.get("written") or 0)
+        past["failed"] += int(status.get("failed") or 0)
+        past["cpu_s"] += float(status.get("cpu_s") or 0.0)
+        self._status = {}
+        self._frames_sent = 0
+        self._unconfirmed.clear()
+
+    def _lost_writer(self, exc: Exception) -> None:
+        """The child is gone: write what it had not confirmed here; start another next time, or stop trying."""
+        self._rewrite_unconfirmed()
+        self._fold_status()
+        self._restarts_left -= 1
+        if self._restarts_left < 0:
+            self._inline_reason = str(exc)
+            self._warn_once(
+                "writer", "llmobs: %s; the store is written in-process from now on (LLMOBS_STORE_WRITER=inline)", exc
+            )
+        else:
+            self._warn_once("writer", "llmobs: %s; spans it had not written are written in-process", exc)
+
+    def _rewrite_unconfirmed(self) -> None:
+        unconfirmed = list(self._unconfirmed)
+        self._unconfirmed.clear()
+        for _, spans, raw in unconfirmed:
+            try:
+                self._write_inline(spans, raw)
+            except store.StoreError as exc:
+                self._last_error = str(exc)
+
+    # -- in-process ------------------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
         # Opened lazily on the pipeline thread, which is the only thread that writes.
@@ -52,40 +264,28 @@ class SQLiteSink(Sink):
             self._conn = store.connect(self.path, busy_timeout_s=self.busy_timeout_s)
         return self._conn
 
-    def write(self, spans: Sequence[Span]) -> None:
-        if not spans:
-            return
+    def _write_inline(self, spans: Sequence[Span], raw: bool) -> None:
+        if raw:
+            policy = self._policy
+            assert policy is not None
+            for span in spans:
+                policy.apply(span)
         try:
             conn = self._connection()
             store.insert_spans(conn, spans, busy_timeout_s=self.busy_timeout_s)
+            self._inline_written += len(spans)
             self._batches += 1
             if self._batches % _PRUNE_EVERY_BATCHES == 0:
                 store.prune(conn, self.max_spans)
         except (sqlite3.Error, store.StoreError) as exc:
-            self.close()
-            raise store.StoreError(self._explain(exc)) from exc
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                finally:
+                    self._conn = None
+            raise store.StoreError(explain_store_error(self.path, self.busy_timeout_s, exc)) from exc
 
-    def _explain(self, exc: BaseException) -> str:
-        text = str(exc)
-        low = text.lower()
-        if "readonly" in low or "read-only" in low:
-            hint = "the file or its folder is read-only; point LLMOBS_DB at a writable path"
-        elif "full" in low:
-            hint = "the disk is full; free space or point LLMOBS_DB at another disk"
-        elif "locked" in low or "busy" in low:
-            hint = f"another process held the store's write lock for more than {self.busy_timeout_s:g}s"
-        elif "unable to open" in low or "cannot create" in low or "permission" in low:
-            hint = "its folder cannot be created or written; point LLMOBS_DB at a writable path"
-        else:
-            hint = "spans go to the other sinks only until it can be written again"
-        return f"cannot write to the local store {self.path}: {text} ({hint})"
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
-
-    def __repr__(self) -> str:
-        return f"SQLiteSink({str(self.path)!r})"
+    def _warn_once(self, kind: str, message: str, *args: Any) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            logger.warning(message, *args)

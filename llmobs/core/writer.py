@@ -1,0 +1,459 @@
+"""The store writer: a child process that finishes spans and writes them to the SQLite store.
+
+In a Python application the pipeline thread shares the GIL with the application: every
+microsecond of Python it runs is a microsecond the application waits, however idle the second
+core. The last stages before the store are pure Python (the content policy's walk over every
+string, building rows, binding them to SQLite statements), so they go to a child process that
+has a GIL of its own. The pipeline thread then only serialises each batch to JSON (one C call)
+and writes it to a pipe.
+
+Protocol. Parent to child: frames of one type byte, a 4-byte little-endian length and a payload.
+
+- `C`: the configuration (JSON: store path, busy timeout, retention cap, content policy options),
+  always the first frame;
+- `R`: a batch of raw spans (JSON list of `Span.to_dict()` forms) to which the child applies the
+  content policy; `P`: a batch already prepared (policy applied) by the parent;
+- `F`: flush: the child answers with a status line once everything before it is committed;
+- `Q`: quit: as `F`, then the child exits.
+
+Child to parent: JSON lines, each a status with cumulative counters `{"batches", "written",
+"failed", "last_error", "cpu_s", "answer"}`: after every batch (`answer` false), so that
+the parent can let go of the batches written and an unwritable store is reported without waiting
+for a flush, and after every `F` or `Q` (`answer` true).
+
+The child ignores SIGINT and SIGTERM (a Ctrl-C or a `kill` of the process group reaches it
+too): it exits when its parent tells it to or when the pipe closes because the parent died,
+after writing what it had received. When the child cannot be started or dies, the parent writes
+in-process as before (`StoreWriter` reports that; `SQLiteSink` does it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from llmobs.core.content import to_plain
+from llmobs.core.model import Span
+
+logger = logging.getLogger("llmobs")
+
+_HEAD = struct.Struct("<cI")
+CONFIG, RAW, PREPARED, FLUSH, QUIT = b"C", b"R", b"P", b"F", b"Q"
+
+#: How long a pipe write or an answer may take, beyond the store's own busy timeout, before the
+#: child is taken for hung, killed, and the parent writes in-process instead.
+STALL_GRACE_S = 20.0
+#: How long the child may take to start and open the store.
+START_TIMEOUT_S = 30.0
+#: Batches between two prunes of the store to its retention cap.
+PRUNE_EVERY_BATCHES = 64
+#: Pipe buffer asked for on Linux (the default 64 KiB holds a few dozen spans).
+PIPE_BYTES = 1 << 20
+_F_SETPIPE_SZ = 1031
+
+
+class WriterGone(Exception):
+    """The child is not running (it could not start, died or hung); the message says which."""
+
+
+class StoreWriter:
+    """The parent's side of one store writer process. Thread-safe.
+
+    Args:
+        path: the SQLite store.
+        busy_timeout_s: how long the child waits for another process's write lock.
+        max_spans: the store's retention cap.
+        policy_options: `ContentPolicy.options()`, for batches sent raw.
+        on_status: called with each status line the child sends (its counters are cumulative).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_s: float,
+        max_spans: int,
+        policy_options: Mapping[str, Any] | None = None,
+        on_status: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.busy_timeout_s = busy_timeout_s
+        self.max_spans = max_spans
+        self.policy_options = dict(policy_options or {})
+        self.on_status = on_status
+        self._lock = threading.RLock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pid = 0  # the process that started the child (a forked copy must not use it)
+        self._pending = b""  # the end of a status line not read yet
+        self._eof = False  # the child closed its end: it exited
+        self._answered = False  # a status came from this child (it started and opened the store)
+        self.starts = 0
+        _live_writers.add(self)
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None and self._pid == os.getpid() else None
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def send(self, spans: Sequence[Span], *, raw: bool) -> list[Span]:
+        """Queue a batch for the child; the spans that could not be serialised are returned.
+
+        Raw batches are serialised with objects turned into JSON values the way the content
+        policy does (`model_dump`, dataclass fields, `to_dict`, else `repr`); a span whose content
+        JSON cannot hold (an integer beyond 64 bits, a reference cycle) is returned for the caller
+        to write in-process. Raises WriterGone when the child is not there to take the batch.
+        """
+        payload, rest = _serialise(spans)
+        if payload is None:
+            return rest
+        with self._lock:
+            self._send_frame(RAW if raw else PREPARED, payload)
+            self._read_ready()
+        return rest
+
+    def flush(self, timeout: float | None = None) -> Mapping[str, Any]:
+        """Wait until the child has committed every batch sent so far; its status. Raises WriterGone."""
+        with self._lock:
+            self._send_frame(FLUSH, b"")
+            return self._answer(timeout)
+
+    def close(self, timeout: float = 10.0) -> Mapping[str, Any] | None:
+        """Let the child write what it has and exit; its last status (None if it was not running)."""
+        with self._lock:
+            proc = self._proc
+            if proc is None or self._pid != os.getpid():
+                self._proc = None
+                return None
+            status: Mapping[str, Any] | None = None
+            try:
+                self._send_frame(QUIT, b"")
+                status = self._answer(timeout)
+                proc.wait(timeout)
+            except (WriterGone, subprocess.TimeoutExpired):
+                pass
+            self._discard()
+            return status
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _ensure(self) -> subprocess.Popen[bytes]:
+        proc = self._proc
+        if proc is not None and self._pid == os.getpid():
+            if proc.poll() is None:
+                return proc
+            code = proc.returncode
+            self._discard()
+            raise WriterGone(f"the store writer process exited (status {code})")
+        if proc is not None:
+            self._abandon_after_fork()
+        return self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        executable = sys.executable
+        if not executable:
+            raise WriterGone("no Python executable to start the store writer with (sys.executable is empty)")
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        # -P (3.11+): do not put the working directory first on the child's path.
+        flags = ["-P"] if sys.version_info >= (3, 11) else []
+        try:
+            proc = subprocess.Popen(
+                [executable, *flags, "-c", "from llmobs.core.writer import main; main()"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                close_fds=True,
+            )
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            raise WriterGone(f"cannot start the store writer process: {exc}") from exc
+        assert proc.stdin is not None
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(proc.stdin.fileno(), False)
+        try:
+            import fcntl
+
+            fcntl.fcntl(proc.stdin.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
+        except Exception:  # not Linux, or a lower system limit: the default pipe works too
+            pass
+        self._proc = proc
+        self._pid = os.getpid()
+        self._pending = b""
+        self._eof = False
+        self._answered = False
+        self.starts += 1
+        config = {
+            "path": self.path,
+            "busy_timeout_s": self.busy_timeout_s,
+            "max_spans": self.max_spans,
+            "policy": self.policy_options,
+        }
+        body = orjson.dumps(config)
+        self._write(proc, _HEAD.pack(CONFIG, len(body)) + body)
+        return proc
+
+    def _send_frame(self, kind: bytes, payload: bytes) -> None:
+        proc = self._ensure()
+        self._write(proc, _HEAD.pack(kind, len(payload)) + payload)
+
+    def _write(self, proc: subprocess.Popen[bytes], data: bytes) -> None:
+        """Write all of `data` to the child, waiting while the pipe is full, at most a stall."""
+        assert proc.stdin is not None
+        fd = proc.stdin.fileno()
+        view = memoryview(data)
+        deadline = time.monotonic() + self.busy_timeout_s + STALL_GRACE_S
+        while view:
+            try:
+                written = os.write(fd, view)
+            except BlockingIOError:
+                written = 0
+            except (BrokenPipeError, OSError) as exc:
+                self._discard()
+                raise WriterGone(f"the store writer process is gone ({exc})") from exc
+            view = view[written:]
+            if view:
+                # Answers wait in the other pipe meanwhile; read them so that the child never
+                # blocks writing an answer while we block writing a batch.
+                self._read_ready()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._kill()
+                    raise WriterGone("the store writer process stopped reading (killed)")
+                select.select([], [fd], [], min(left, 0.5))
+
+    def _answer(self, timeout: float | None) -> Mapping[str, Any]:
+        """Read status lines until an answer to F or Q arrives."""
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        limit = self.busy_timeout_s + STALL_GRACE_S if timeout is None else timeout
+        # A child that has not said anything yet is still starting (imports, opening the store).
+        deadline = time.monotonic() + (limit if self._answered else max(limit, START_TIMEOUT_S))
+        while True:
+            for status in self._read_ready():
+                if status.get("answer"):
+                    return status
+            if self._eof:
+                try:
+                    code = proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    code = None
+                self._kill()
+                raise WriterGone(f"the store writer process exited (status {code})")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._kill()
+                raise WriterGone("the store writer process did not answer a flush in time (killed)")
+            select.select([proc.stdout.fileno()], [], [], min(left, 0.5))
+
+    def _read_ready(self) -> list[Mapping[str, Any]]:
+        """Status lines the child has written so far (without waiting), handed to `on_status`."""
+        proc = self._proc
+        if proc is None or proc.stdout is None:
+            return []
+        stream = proc.stdout
+        statuses: list[Mapping[str, Any]] = []
+        while not self._eof and self._peek_readable(stream):
+            chunk = os.read(stream.fileno(), 65536)
+            if not chunk:
+                self._eof = True
+                break
+            self._pending += chunk
+            *lines, self._pending = self._pending.split(b"\n")
+            for line in lines:
+                try:
+                    status = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                self._answered = True
+                statuses.append(status)
+                if self.on_status is not None:
+                    self.on_status(status)
+        return statuses
+
+    @staticmethod
+    def _peek_readable(stream: IO[bytes]) -> bool:
+        ready, _, _ = select.select([stream.fileno()], [], [], 0)
+        return bool(ready)
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc is not None and self._pid == os.getpid():
+            try:
+                proc.kill()
+                proc.wait(5)
+            except Exception:
+                pass
+        self._discard()
+
+    def _discard(self) -> None:
+        proc = self._proc
+        self._proc = None
+        self._pending = b""
+        self._eof = False
+        self._answered = False
+        if proc is None:
+            return
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+    def _abandon_after_fork(self) -> None:
+        """In a forked copy of the application: drop the parent's child without touching it."""
+        proc = self._proc
+        self._proc = None
+        self._pending = b""
+        self._eof = False
+        self._answered = False
+        self._lock = threading.RLock()
+        if proc is None:
+            return
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                try:
+                    os.close(stream.fileno())
+                except OSError:
+                    pass
+        # The Popen object belongs to the parent: this copy must never wait for or kill its child.
+        proc.returncode = 0
+
+
+def _plain(value: Any) -> Any:
+    """orjson's fallback for what it cannot serialise: JSON values as the content policy makes them."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, Mapping):
+        return {k if type(k) is str else str(k): v for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return list(value)
+    return to_plain(value)
+
+
+def _serialise(spans: Sequence[Span]) -> tuple[bytes | None, list[Span]]:
+    """One JSON list of the spans' dict forms, and the spans that JSON could not hold."""
+    options = orjson.OPT_NON_STR_KEYS
+    try:
+        return orjson.dumps([span.to_dict() for span in spans], default=_plain, option=options), []
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    parts: list[bytes] = []
+    rest: list[Span] = []
+    for span in spans:
+        try:
+            parts.append(orjson.dumps(span.to_dict(), default=_plain, option=options))
+        except (TypeError, orjson.JSONEncodeError):
+            rest.append(span)
+    if not parts:
+        return None, rest
+    return b"[" + b",".join(parts) + b"]", rest
+
+
+_live_writers: weakref.WeakSet[StoreWriter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for writer in list(_live_writers):
+        writer._abandon_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# -- the child ---------------------------------------------------------------------------------
+
+
+def main() -> None:
+    """The child's entry point: read frames from stdin until told to quit or the pipe closes."""
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    raise SystemExit(_serve(sys.stdin.buffer, sys.stdout.buffer))
+
+
+def _read_exact(stream: IO[bytes], size: int) -> bytes | None:
+    data = stream.read(size)
+    return data if data is not None and len(data) == size else None
+
+
+def _serve(inp: IO[bytes], out: IO[bytes]) -> int:
+    from llmobs.core import store
+    from llmobs.core.content import ContentPolicy
+    from llmobs.core.sinks.sqlite import explain_store_error
+
+    head = _read_exact(inp, _HEAD.size)
+    if head is None or head[:1] != CONFIG:
+        return 2
+    body = _read_exact(inp, _HEAD.unpack(head)[1])
+    if body is None:
+        return 2
+    config = orjson.loads(body)
+    path = Path(config["path"])
+    busy = float(config["busy_timeout_s"])
+    max_spans = int(config["max_spans"])
+    policy = ContentPolicy(**config["policy"])
+    counts: dict[str, Any] = {"batches": 0, "written": 0, "failed": 0, "last_error": None}
+    conn = None
+
+    def status(answer: bool) -> None:
+        line = {**counts, "cpu_s": time.process_time(), "answer": answer}
+        out.write(orjson.dumps(line) + b"\n")
+        out.flush()
+
+    while True:
+        head = _read_exact(inp, _HEAD.size)
+        if head is None:
+            return 0  # the parent is gone: everything it sent is written
+        kind, size = _HEAD.unpack(head)
+        payload = _read_exact(inp, size) if size else b""
+        if payload is None:
+            return 0
+        if kind in (FLUSH, QUIT):
+            status(True)
+            if kind == QUIT:
+                return 0
+            continue
+        counts["batches"] += 1
+        try:
+            spans: list[Span] = []
+            for data in orjson.loads(payload):
+                span = Span.from_dict(data)
+                if kind == RAW:
+                    policy.apply(span)
+                spans.append(span)
+            if conn is None:
+                conn = store.connect(path, busy_timeout_s=busy)
+            store.insert_spans(conn, spans, busy_timeout_s=busy)
+            counts["written"] += len(spans)
+            if counts["batches"] % PRUNE_EVERY_BATCHES == 0:
+                store.prune(conn, max_spans)
+        except Exception as exc:
+            counts["failed"] += 1
+            counts["last_error"] = explain_store_error(path, busy, exc)
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:
+                    pass
+                conn = None
+        # Every batch is confirmed, so that the parent can let go of it (or write it itself if
+        # this process dies before confirming).
+        status(False)
