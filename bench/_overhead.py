@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -139,6 +140,23 @@ def with_baseline(configs: str) -> list[str]:
     if BASELINE not in names:
         names.insert(0, BASELINE)
     return names
+
+
+def total_cpu() -> float:
+    """CPU seconds used so far by this process (every thread) and by llmobs' store writer process.
+
+    The writer's figure is the one it reported at the last `llmobs.flush()`: read this right
+    after a flush. Configurations without llmobs have no writer (llmobs is not even imported).
+    """
+    cpu = time.process_time()
+    llmobs = sys.modules.get("llmobs")
+    if llmobs is not None:
+        try:
+            for sink in llmobs.health()["sinks"].values():
+                cpu += float(sink.get("writer_cpu_s") or 0.0)
+        except Exception:  # not configured: nothing was written
+            pass
+    return cpu
 
 
 def serve_worker(worker: Worker, options: Options) -> int:

@@ -9,8 +9,9 @@ shows medians over rounds of the per-call overhead against "no tracing" measured
 round. Two figures per cell:
 
 - wall: the application's per-call latency (the timed loop only);
-- cpu: total process CPU per call (`time.process_time`, every thread), measured after flushing
-  the tracer, so background export, pricing and SQLite writes are included.
+- cpu: total CPU per call, every thread of the process plus llmobs' store writer process
+  (`_overhead.total_cpu`), measured after flushing, so background export, pricing, redaction
+  and SQLite writes are included.
 
 Configurations:
 
@@ -300,13 +301,13 @@ def worker(config: str, variants: list[str], calls: int, warmup: int) -> dict[st
         flush()
         before = count()
         gc.collect()
-        cpu0 = time.process_time()
+        cpu0 = driver.total_cpu()
         t0 = time.perf_counter()
         for _ in range(calls):
             fn(callbacks)
         t1 = time.perf_counter()
         flush()
-        cpu1 = time.process_time()
+        cpu1 = driver.total_cpu()
         out[variant] = {
             "wall_us": (t1 - t0) / calls * 1e6,
             "cpu_us": (cpu1 - cpu0) / calls * 1e6,

@@ -11,8 +11,9 @@ processor" measured in the same round. Two figures per cell:
 - wall: the application's per-run latency (the timed loop only);
 - app: CPU of the application's thread per run (`time.thread_time`): what the processor costs
   the runner's loop itself;
-- cpu: total process CPU per run (`time.process_time`, every thread), measured after flushing,
-  so background export, pricing, redaction and SQLite writes are included.
+- cpu: total CPU per run, every thread of the process plus llmobs' store writer process
+  (`_overhead.total_cpu`), measured after flushing, so background export, pricing, redaction
+  and SQLite writes are included.
 
 Configurations (the SDK's tracing stays on in all of them; its OpenAI exporter is never used):
 
@@ -277,7 +278,7 @@ def worker(config: str, variants: list[str], runs: int, warmup: int) -> dict[str
             flush()
             before = count()
             gc.collect()
-            cpu0 = time.process_time()
+            cpu0 = driver.total_cpu()
             app0 = time.thread_time()
             t0 = time.perf_counter()
             for _ in range(runs):
@@ -285,7 +286,7 @@ def worker(config: str, variants: list[str], runs: int, warmup: int) -> dict[str
             t1 = time.perf_counter()
             app1 = time.thread_time()
             flush()
-            cpu1 = time.process_time()
+            cpu1 = driver.total_cpu()
             out[variant] = {
                 "wall_us": (t1 - t0) / runs * 1e6,
                 "app_us": (app1 - app0) / runs * 1e6,
