@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import sys
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -49,8 +50,10 @@ def explain_store_error(path: str | Path, busy_timeout_s: float, exc: BaseExcept
 
 
 def writer_mode(value: str | None = None) -> str:
-    """`value`, else `LLMOBS_STORE_WRITER`, else `process`; ValueError for anything else."""
-    mode = (value or os.environ.get(LLMOBS_STORE_WRITER) or "process").strip().lower()
+    """`value`, else `LLMOBS_STORE_WRITER`, else `process` (`inline` on Windows, whose pipes the
+    writer cannot wait on); ValueError for anything else."""
+    default = "inline" if sys.platform == "win32" else "process"
+    mode = (value or os.environ.get(LLMOBS_STORE_WRITER) or default).strip().lower()
     if mode not in WRITER_MODES:
         raise ValueError(f"store writer must be one of {', '.join(WRITER_MODES)}, not {mode!r} ({LLMOBS_STORE_WRITER})")
     return mode
