@@ -65,6 +65,15 @@ PIPE_BYTES = 1 << 20
 _F_SETPIPE_SZ = 1031
 
 
+#: The child's program. The `llmobs` package is registered without running its `__init__` (the
+#: public API, OpenTelemetry, the integrations' registry): the child needs the store, the span
+#: model and the content policy only, and starts in half the time and memory.
+_BOOTSTRAP = (
+    "import sys, types; package = types.ModuleType('llmobs'); package.__path__ = [{package!r}]; "
+    "sys.modules['llmobs'] = package; from llmobs.core.writer import main; main()"
+)
+
+
 class WriterGone(Exception):
     """The child is not running (it could not start, died or hung); the message says which."""
 
@@ -167,14 +176,14 @@ class StoreWriter:
         executable = sys.executable
         if not executable:
             raise WriterGone("no Python executable to start the store writer with (sys.executable is empty)")
-        package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        # The child finds its modules where this process found them.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         # -P (3.11+): do not put the working directory first on the child's path.
         flags = ["-P"] if sys.version_info >= (3, 11) else []
         try:
             proc = subprocess.Popen(
-                [executable, *flags, "-c", "from llmobs.core.writer import main; main()"],
+                [executable, *flags, "-c", _BOOTSTRAP.format(package=str(Path(__file__).resolve().parents[1]))],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
