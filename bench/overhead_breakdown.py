@@ -10,17 +10,17 @@ alternate from round to round (reversed on odd rounds); the table shows medians 
 over "none" in the same round. Each block is timed up to the `flush()` that writes its spans, so
 work left queued at the end of a block is counted too.
 
-Modes (the later ones swap parts of llmobs for stand-ins, to measure what those parts cost):
+Modes:
 
 - `none`: no tracing; `noop` (LangChain only): a `BaseCallbackHandler` that does nothing;
 - `app`: llmobs' callbacks and tracer, finished spans dropped instead of queued: the
   application-thread cost alone;
-- `full`: llmobs as shipped, default SQLite store;
-- `no-sqlite`: the full pipeline (extraction, pricing, content policy, row building) without
-  the SQLite statements;
-- `split`: the pipeline thread does only extraction, pricing and JSON serialisation of each
-  batch, the rest (content policy, rows, SQLite) being left out: what this process would still
-  pay if a separate writer process did that part.
+- `full`: llmobs as shipped: the pipeline thread extracts, prices and serialises each batch; the
+  store's writer process applies the content policy and writes it;
+- `inline`: the store written by the pipeline thread (`LLMOBS_STORE_WRITER=inline`): content
+  policy, rows and SQLite statements in this process too.
+
+The writer process's CPU is not in these figures (they are this process's wall time).
 """
 
 from __future__ import annotations
@@ -33,57 +33,30 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import llmobs
-from llmobs.core import store
-from llmobs.core.model import MODEL_KINDS, Span, sanitize_span_fields
-from llmobs.core.pipeline import Pipeline
+from llmobs.core.model import Span
 from llmobs.core.runtime import get_runtime
+from llmobs.core.sinks import SQLiteSink
 
-MODES = ["none", "noop", "app", "full", "no-sqlite", "split"]
-
-_shipped_write = Pipeline._write
-_shipped_insert = store.insert_spans
-
-
-def _split_write(self: Pipeline, batch: list[Span]) -> None:
-    """The pipeline thread's share if a writer process took the content policy, rows and SQLite."""
-    if not batch:
-        return
-    records = []
-    for span in batch:
-        deferred = span.deferred
-        if deferred is not None:
-            span.deferred = None
-            deferred(span)
-        sanitize_span_fields(span)
-        if span.cost is None and span.usage is not None and span.kind in MODEL_KINDS:
-            span.cost = self.pricer.price(
-                span.model, span.usage, span.provider, response_model=span.response_model, at_ns=span.start_ns
-            )
-        records.append(span.to_dict())
-    orjson.dumps(records, default=str)  # what would go down the pipe
-    self.counters.processed += len(batch)
-
-
-def _rows_only(conn: Any, spans: Sequence[Span], **_: Any) -> None:
-    now = time.time_ns()
-    for span in spans:
-        store.span_row(span, now)
+MODES = ["none", "noop", "app", "full", "inline"]
 
 
 def _use(mode: str, submit: Callable[[Span], None]) -> None:
-    """Put the stand-ins for `mode` in place (and take the others out)."""
-    Pipeline._write = _split_write if mode == "split" else _shipped_write  # type: ignore[method-assign]
-    store.insert_spans = _rows_only if mode == "no-sqlite" else _shipped_insert  # type: ignore[assignment]
-    get_runtime().tracer._submit = (lambda span: None) if mode == "app" else submit
+    """Set llmobs up for `mode`: spans dropped or queued, the store written here or by the writer."""
+    runtime = get_runtime()
+    pipeline = runtime.pipeline
+    (sink,) = pipeline.sinks
+    assert isinstance(sink, SQLiteSink)
+    runtime.tracer._submit = (lambda span: None) if mode == "app" else submit
+    with pipeline._drain_lock:
+        process = mode != "inline"
+        sink.writer_mode = "process" if process else "inline"
+        pipeline._raw = sink.takes_raw_spans(pipeline.policy if process else None)
 
 
 def _langchain(variant: str) -> tuple[Callable[[str], None], list[str]]:

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import sys
 import threading
+import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -113,6 +114,7 @@ class SQLiteSink(Sink):
         self._inline_written = 0
         self._last_error: str | None = None
         self._warned: set[str] = set()
+        _live_sinks.add(self)
 
     # -- the Sink interface ----------------------------------------------------------------------
 
@@ -292,3 +294,22 @@ class SQLiteSink(Sink):
         if kind not in self._warned:
             self._warned.add(kind)
             logger.warning(message, *args)
+
+    def _after_fork_in_child(self) -> None:
+        # The lock may have been held by the parent's pipeline thread, which did not survive the
+        # fork; the parent's connection and unconfirmed batches are the parent's to use.
+        self._lock = threading.RLock()
+        self._conn = None
+        self._unconfirmed.clear()
+
+
+_live_sinks: weakref.WeakSet[SQLiteSink] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for sink in list(_live_sinks):
+        sink._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
