@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import select
 import signal
 import struct
@@ -72,6 +73,10 @@ _BOOTSTRAP = (
     "import sys, types; package = types.ModuleType('llmobs'); package.__path__ = [{package!r}]; "
     "sys.modules['llmobs'] = package; from llmobs.core.writer import main; main()"
 )
+
+
+#: What a Python interpreter's file is called (python, python3.11, pypy3, python.exe, ...).
+_PYTHON_NAME = re.compile(r"(?:python|pypy)[0-9.]*[a-z]?(?:\.exe)?", re.IGNORECASE)
 
 
 class WriterGone(Exception):
@@ -176,6 +181,10 @@ class StoreWriter:
         executable = sys.executable
         if not executable:
             raise WriterGone("no Python executable to start the store writer with (sys.executable is empty)")
+        if not _PYTHON_NAME.fullmatch(os.path.basename(executable)):
+            # Embedded Python (uWSGI, mod_wsgi, Blender, ...): sys.executable is the host program,
+            # which must not be started with Python's arguments.
+            raise WriterGone(f"sys.executable ({executable}) is not a Python interpreter")
         env = dict(os.environ)
         # The child finds its modules where this process found them.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)

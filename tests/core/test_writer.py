@@ -253,3 +253,57 @@ def test_spans_left_at_exit_are_written_and_ctrl_c_does_not_kill_the_writer(tmp_
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert count_rows(db) == 210
+
+
+def test_an_embedded_interpreter_is_not_started_as_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Under uWSGI or mod_wsgi, sys.executable is the host program: starting it with Python's
+    # arguments would start another server. The store is written in-process instead.
+    monkeypatch.setattr(sys, "executable", "/usr/bin/uwsgi")
+    db = tmp_path / "traces.db"
+    with caplog.at_level(logging.WARNING, logger="llmobs"):
+        llmobs.configure(db_path=db, flush_interval=0.001)
+        record(7)
+        assert llmobs.flush(timeout=30)
+    assert count_rows(db) == 7
+    assert any("/usr/bin/uwsgi) is not a Python interpreter" in r.getMessage() for r in caplog.records)
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (without an init to reap it, an exited orphan stays one)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_the_writer_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
+    db = tmp_path / "traces.db"
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        import llmobs
+        llmobs.configure(db_path={str(db)!r}, flush_interval=0.001)
+        for i in range(300):
+            with llmobs.span(f"s{{i}}"):
+                pass
+        llmobs.flush()
+        for i in range(100):
+            with llmobs.span(f"t{{i}}"):
+                pass
+        llmobs.flush()
+        print(llmobs.health()["sinks"]["sqlite"]["writer_pid"], flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == -signal.SIGKILL
+    writer = int(result.stdout.split()[-1])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and running(writer):
+        time.sleep(0.05)
+    assert not running(writer), "the writer process was left running"
+    assert count_rows(db) == 400
