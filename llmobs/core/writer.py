@@ -333,6 +333,8 @@ class StoreWriter:
                     stream.close()
                 except OSError:
                     pass
+        # Reap it if it has exited; one still running sees its input end and exits on its own.
+        proc.poll()
 
     def _abandon_after_fork(self) -> None:
         """In a forked copy of the application: drop the parent's child without touching it."""

@@ -307,3 +307,17 @@ def test_the_writer_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
         time.sleep(0.05)
     assert not running(writer), "the writer process was left running"
     assert count_rows(db) == 400
+
+
+def test_the_writer_mode_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(ValueError, match="store writer must be one of process, inline, not 'thread'"):
+        SQLiteSink(tmp_path / "a.db", writer="thread")
+    # A typo in the environment must not break the application: logged, and the default used.
+    monkeypatch.setenv("LLMOBS_STORE_WRITER", "proces")
+    with caplog.at_level(logging.WARNING, logger="llmobs"):
+        assert SQLiteSink(tmp_path / "b.db").writer_mode == "process"
+    assert any("LLMOBS_STORE_WRITER='proces' is not one of process, inline" in r.getMessage() for r in caplog.records)
+    monkeypatch.setenv("LLMOBS_STORE_WRITER", " Inline ")
+    assert SQLiteSink(tmp_path / "c.db").writer_mode == "inline"

@@ -51,13 +51,27 @@ def explain_store_error(path: str | Path, busy_timeout_s: float, exc: BaseExcept
 
 
 def writer_mode(value: str | None = None) -> str:
-    """`value`, else `LLMOBS_STORE_WRITER`, else `process` (`inline` on Windows, whose pipes the
-    writer cannot wait on); ValueError for anything else."""
-    default = "inline" if sys.platform == "win32" else "process"
-    mode = (value or os.environ.get(LLMOBS_STORE_WRITER) or default).strip().lower()
-    if mode not in WRITER_MODES:
-        raise ValueError(f"store writer must be one of {', '.join(WRITER_MODES)}, not {mode!r} ({LLMOBS_STORE_WRITER})")
-    return mode
+    """`value`, else `LLMOBS_STORE_WRITER`, else `process`.
+
+    A wrong `value` raises ValueError; a wrong environment variable is logged and ignored (it
+    must not break the application at its first span). Always `inline` on Windows, whose pipes
+    the writer process cannot wait on.
+    """
+    if value is not None:
+        mode = value.strip().lower()
+        if mode not in WRITER_MODES:
+            raise ValueError(f"store writer must be one of {', '.join(WRITER_MODES)}, not {value!r}")
+    else:
+        mode = (os.environ.get(LLMOBS_STORE_WRITER) or "process").strip().lower()
+        if mode not in WRITER_MODES:
+            logger.warning(
+                "llmobs: %s=%r is not one of %s; using process",
+                LLMOBS_STORE_WRITER,
+                os.environ.get(LLMOBS_STORE_WRITER),
+                ", ".join(WRITER_MODES),
+            )
+            mode = "process"
+    return "inline" if sys.platform == "win32" else mode
 
 
 class SQLiteSink(Sink):
