@@ -248,3 +248,16 @@ def test_input_messages_are_copied_at_start(recorder: Recorder) -> None:
     messages.append(HumanMessage("second"))
     (span,) = recorder.spans()
     assert span.input == [{"role": "user", "content": "first"}]
+
+
+def test_reused_run_id_on_a_streamed_model_times_each_first_token(recorder: Recorder) -> None:
+    # The handler skips the lookup for later tokens of the run it stamped last; a new run under
+    # the same id object must still get its own time to first token.
+    config: RunnableConfig = {"callbacks": [CallbackHandler()], "run_id": uuid.uuid4()}
+    model = FakeChat(streaming=True, messages=replies(2))
+    for _ in range(2):
+        assert "".join(str(c.content) for c in model.stream([HumanMessage("Capital?")], config=config)).strip()
+    llms = [s for s in recorder.spans() if s.kind.value == "llm"]
+    assert len(llms) == 2
+    for llm in llms:
+        assert llm.ttft_ms is not None and 0 <= llm.ttft_ms <= llm.duration_ms

@@ -125,6 +125,8 @@ class CallbackHandler(BaseCallbackHandler):
     # Sync batch() and RunnableParallel still call us from worker threads; the tracer is locked.
     run_inline = True
     raise_error = False
+    #: The run id whose first streamed token was stamped last (see on_llm_new_token).
+    _stamped_run: UUID | None = None
 
     @property
     def ignore_retry(self) -> bool:
@@ -265,10 +267,17 @@ class CallbackHandler(BaseCallbackHandler):
     # -- streaming -------------------------------------------------------------------------------
 
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        # Only the first token of a run matters (time to first token); a streamed answer has
+        # hundreds. The run whose first token was stamped last is remembered by identity, so its
+        # later tokens cost one comparison instead of a lookup.
+        if run_id is self._stamped_run:
+            return
         try:
             record = self._own_record(get_tracer(), run_id)
-            if record is not None and not record.first_chunk_ns:
-                record.first_chunk_ns = _time_ns()
+            if record is not None:
+                if not record.first_chunk_ns:
+                    record.first_chunk_ns = _time_ns()
+                self._stamped_run = run_id
         except Exception as exc:
             _fault("on_llm_new_token", exc)
 
@@ -348,6 +357,8 @@ class CallbackHandler(BaseCallbackHandler):
 
     def _open(self, run_id: UUID, parent_run_id: UUID | None, span_name: str, record: RunRecord) -> Span | None:
         """Start the run's span with `record` as its deferred extraction; None if another handler has it."""
+        if run_id is self._stamped_run:
+            self._stamped_run = None  # a reused run id starts a new run: its first token counts
         tracer = get_tracer()
         if self._seen_by_another(tracer, run_id):
             return None
