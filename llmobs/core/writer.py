@@ -170,9 +170,9 @@ class StoreWriter:
         if proc is not None and self._pid == os.getpid():
             if proc.poll() is None:
                 return proc
-            code = proc.returncode
+            reason = _exit_reason(proc, proc.returncode)
             self._discard()
-            raise WriterGone(f"the store writer process exited (status {code})")
+            raise WriterGone(reason)
         if proc is not None:
             self._abandon_after_fork()
         return self._spawn()
@@ -195,15 +195,17 @@ class StoreWriter:
                 [executable, *flags, "-c", _BOOTSTRAP.format(package=str(Path(__file__).resolve().parents[1]))],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
+                # Only a crash writes here (a traceback): its last line explains an exit.
+                stderr=subprocess.PIPE,
                 env=env,
                 close_fds=True,
             )
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             raise WriterGone(f"cannot start the store writer process: {exc}") from exc
-        assert proc.stdin is not None
+        assert proc.stdin is not None and proc.stderr is not None
         if hasattr(os, "set_blocking"):
             os.set_blocking(proc.stdin.fileno(), False)
+            os.set_blocking(proc.stderr.fileno(), False)
         try:
             import fcntl
 
@@ -242,8 +244,13 @@ class StoreWriter:
             except BlockingIOError:
                 written = 0
             except (BrokenPipeError, OSError) as exc:
+                try:
+                    code = proc.wait(1)
+                except subprocess.TimeoutExpired:
+                    code = None
+                reason = _exit_reason(proc, code) if code is not None else f"the store writer process is gone ({exc})"
                 self._discard()
-                raise WriterGone(f"the store writer process is gone ({exc})") from exc
+                raise WriterGone(reason) from exc
             view = view[written:]
             if view:
                 # Answers wait in the other pipe meanwhile; read them so that the child never
@@ -271,8 +278,9 @@ class StoreWriter:
                     code = proc.wait(5)
                 except subprocess.TimeoutExpired:
                     code = None
+                reason = _exit_reason(proc, code)
                 self._kill()
-                raise WriterGone(f"the store writer process exited (status {code})")
+                raise WriterGone(reason)
             left = deadline - time.monotonic()
             if left <= 0:
                 self._kill()
@@ -327,7 +335,7 @@ class StoreWriter:
         self._answered = False
         if proc is None:
             return
-        for stream in (proc.stdin, proc.stdout):
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream is not None:
                 try:
                     stream.close()
@@ -346,7 +354,7 @@ class StoreWriter:
         self._lock = threading.RLock()
         if proc is None:
             return
-        for stream in (proc.stdin, proc.stdout):
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream is not None:
                 try:
                     os.close(stream.fileno())
@@ -354,6 +362,20 @@ class StoreWriter:
                     pass
         # The Popen object belongs to the parent: this copy must never wait for or kill its child.
         proc.returncode = 0
+
+
+def _exit_reason(proc: subprocess.Popen[bytes], code: int | None) -> str:
+    """Why the child exited: its status and the last line it wrote to stderr (a traceback's)."""
+    tail = b""
+    stream = proc.stderr
+    if stream is not None:
+        try:
+            tail = os.read(stream.fileno(), 65536)
+        except (BlockingIOError, OSError, ValueError):
+            pass
+    lines = [line.strip() for line in tail.decode("utf-8", "replace").splitlines() if line.strip()]
+    reason = f"the store writer process exited (status {code})"
+    return f"{reason}: {lines[-1]}" if lines else reason
 
 
 def _plain(value: Any) -> Any:

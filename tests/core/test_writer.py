@@ -188,7 +188,7 @@ def test_no_writer_process_means_the_pipeline_thread_writes(
     stats = writer_stats()
     assert stats["writer"] == "inline" and stats["written"] == 30
     messages = [r.getMessage() for r in caplog.records if "store writer" in r.getMessage()]
-    assert len(messages) == 1 and "sys.executable is empty" in messages[0]
+    assert len(messages) == 2 and all("sys.executable is empty" in m for m in messages)
 
 
 def test_an_unwritable_store_is_reported_from_the_writer(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -321,3 +321,20 @@ def test_the_writer_mode_is_checked(
     assert any("LLMOBS_STORE_WRITER='proces' is not one of process, inline" in r.getMessage() for r in caplog.records)
     monkeypatch.setenv("LLMOBS_STORE_WRITER", " Inline ")
     assert SQLiteSink(tmp_path / "c.db").writer_mode == "inline"
+
+
+def test_a_writer_that_crashes_says_why_and_the_store_is_still_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(writer_module, "_BOOTSTRAP", "import sys; sys.exit('ImportError: no module named orjson')")
+    db = tmp_path / "traces.db"
+    with caplog.at_level(logging.WARNING, logger="llmobs"):
+        llmobs.configure(db_path=db, flush_interval=0.001)
+        for _ in range(5):  # more batches than restarts
+            record(4)
+            assert llmobs.flush(timeout=30)
+    assert count_rows(db) == 20
+    assert writer_stats()["writer"] == "inline"
+    first, last = [r.getMessage() for r in caplog.records if "store writer" in r.getMessage()]
+    assert "exited (status 1): ImportError: no module named orjson" in first
+    assert "written in-process from now on" in last

@@ -261,7 +261,9 @@ class SQLiteSink(Sink):
         if self._restarts_left < 0:
             self._inline_reason = str(exc)
             self._warn_once(
-                "writer", "llmobs: %s; the store is written in-process from now on (LLMOBS_STORE_WRITER=inline)", exc
+                "writer-inline",
+                "llmobs: %s; the store is written in-process from now on (as with LLMOBS_STORE_WRITER=inline)",
+                exc,
             )
         else:
             self._warn_once("writer", "llmobs: %s; spans it had not written are written in-process", exc)
