@@ -73,7 +73,6 @@ def current_span() -> Span | None:
 
 #: span id of an ended, activated span → the span current before it (bounded, oldest dropped).
 _resumed: dict[str, Span] = {}
-_resumed_lock = threading.Lock()
 _RESUMED_CAP = 1024
 
 
