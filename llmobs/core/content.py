@@ -154,36 +154,50 @@ class ContentPolicy:
 
     def apply(self, span: Span) -> None:
         """Make the span's content JSON-safe, truncated and redacted, in place."""
+        self._apply(span, getattr, setattr)
+        error = span.error
+        if error is not None:
+            error.message = self.clean_str(str(error.message))
+
+    def apply_record(self, record: dict[str, Any]) -> None:
+        """`apply` for a span in its JSON form (`Span.to_dict()`, as the store's writer process gets it)."""
+        self._apply(record, dict.get, dict.__setitem__)
+        error = record.get("error")
+        if isinstance(error, dict):
+            error["message"] = self.clean_str(str(error.get("message")))
+
+    def _apply(self, span: Any, get: Any, put: Any) -> None:
         # One walk state for the span's fields; empty fields cost nothing (most spans have a few).
         seen: set[int] = set()
         walk = self._clean
         if self.capture:
-            if span.input is not None:
-                span.input = walk(span.input, 0, seen)
-            if span.output is not None:
-                span.output = walk(span.output, 0, seen)
+            value = get(span, "input")
+            if value is not None:
+                put(span, "input", walk(value, 0, seen))
+            value = get(span, "output")
+            if value is not None:
+                put(span, "output", walk(value, 0, seen))
         else:
-            span.input = None
-            span.output = None
-        if span.documents is not None:
-            docs = span.documents if self.capture else [_without_content(d) for d in span.documents]
+            put(span, "input", None)
+            put(span, "output", None)
+        documents = get(span, "documents")
+        if documents is not None:
+            docs = documents if self.capture else [_without_content(d) for d in documents]
             cleaned = walk(docs, 0, seen)
-            span.documents = cleaned if isinstance(cleaned, list) else None
-        if span.attributes:
-            attributes = walk(span.attributes, 0, seen)
-            span.attributes = attributes if isinstance(attributes, dict) else {"value": attributes}
-        elif type(span.attributes) is not dict:
-            span.attributes = {}
-        if span.tool is not None:
-            tool = walk(span.tool, 0, seen)
-            span.tool = tool if isinstance(tool, dict) else None
-        if span.agent is not None:
-            agent = walk(span.agent, 0, seen)
-            span.agent = agent if isinstance(agent, dict) else None
-        if span.error is not None:
-            span.error.message = self.clean_str(str(span.error.message))
+            put(span, "documents", cleaned if isinstance(cleaned, list) else None)
+        attributes = get(span, "attributes")
+        if attributes:
+            attributes = walk(attributes, 0, seen)
+            put(span, "attributes", attributes if isinstance(attributes, dict) else {"value": attributes})
+        elif type(attributes) is not dict:
+            put(span, "attributes", {})
+        for name in ("tool", "agent"):
+            value = get(span, name)
+            if value is not None:
+                value = walk(value, 0, seen)
+                put(span, name, value if isinstance(value, dict) else None)
         if self._paths:
-            self._redact_paths(span)
+            self._redact_paths(span, get, put)
 
     # -- values --------------------------------------------------------------------------------
 
@@ -329,15 +343,15 @@ class ContentPolicy:
         seen.discard(marker)
         return items
 
-    def _redact_paths(self, span: Span) -> None:
-        roots = {"input": span.input, "output": span.output, "attributes": span.attributes, "documents": span.documents}
+    def _redact_paths(self, span: Any, get: Any, put: Any) -> None:
+        roots = {name: get(span, name) for name in ("input", "output", "attributes", "documents")}
         for path in self._paths:
             head, rest = path[0], path[1:]
             if head not in roots:
                 continue
             if not rest:
-                if head in ("input", "output") and getattr(span, head) is not None:
-                    setattr(span, head, REDACTED)
+                if head in ("input", "output") and roots[head] is not None:
+                    put(span, head, REDACTED)
                 continue
             _replace_at(roots[head], rest)
 

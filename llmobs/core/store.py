@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -198,40 +198,55 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 def span_row(span: Span, inserted_ns: int) -> tuple[Any, ...]:
     """The row stored for `span`: its columns and its JSON form."""
-    usage = span.usage
-    cost = span.cost
+    return record_row(span.to_dict(), inserted_ns)
+
+
+def record_row(record: Mapping[str, Any], inserted_ns: int) -> tuple[Any, ...]:
+    """The row stored for a span in its JSON form (`Span.to_dict()`): its columns and the JSON."""
+    usage = record["usage"]
+    cost = record["cost"]
     return (
-        trace_key(span.trace_id),
-        span.trace_id,
-        span.span_id,
-        span.parent_id,
-        span.name,
-        span.kind._value_,
-        span.framework,
-        span.service,
-        span.start_ns,
-        span.end_ns,
-        (span.end_ns - span.start_ns) / 1e6,
-        span.status._value_,
-        span.model,
-        span.provider,
-        usage.input_tokens if usage is not None else None,
-        usage.output_tokens if usage is not None else None,
-        cost.total_usd if cost is not None else None,
-        span.ttft_ms,
+        trace_key(record["trace_id"]),
+        record["trace_id"],
+        record["span_id"],
+        record["parent_id"],
+        record["name"],
+        record["kind"],
+        record["framework"],
+        record["service"],
+        record["start_ns"],
+        record["end_ns"],
+        record["duration_ms"],
+        record["status"],
+        record["model"],
+        record["provider"],
+        usage.get("input_tokens") if usage is not None else None,
+        usage.get("output_tokens") if usage is not None else None,
+        cost["total_usd"] if cost is not None else None,
+        record["ttft_ms"],
         inserted_ns,
-        span_json(span),
+        record_json(record),
     )
 
 
-def span_json(span: Span) -> str:
-    """The span's JSON form, compact. orjson is ~10x faster than json on the pipeline thread;
+def record_json(record: Mapping[str, Any]) -> str:
+    """A span's JSON form, compact. orjson is ~10x faster than json on the pipeline thread;
     json (same output) covers what orjson refuses, such as integers beyond 64 bits."""
-    data = span.to_dict()
     try:
-        return orjson.dumps(data, default=str).decode()
+        return orjson.dumps(record, default=str).decode()
     except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+        return json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def insert_records(
+    conn: sqlite3.Connection,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    busy_timeout_s: float = BUSY_TIMEOUT_MS / 1000,
+) -> None:
+    """`insert_spans` for spans in their JSON form (the store's writer process)."""
+    now = time.time_ns()
+    _insert_rows(conn, [record_row(record, now) for record in records], busy_timeout_s)
 
 
 def insert_spans(
@@ -239,7 +254,10 @@ def insert_spans(
 ) -> None:
     """Write a batch in one transaction, waiting up to `busy_timeout_s` for other writers."""
     now = time.time_ns()
-    rows = [span_row(span, now) for span in spans]
+    _insert_rows(conn, [span_row(span, now) for span in spans], busy_timeout_s)
+
+
+def _insert_rows(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], busy_timeout_s: float) -> None:
     step = _ROWS_PER_STATEMENT
 
     def write() -> None:

@@ -475,16 +475,15 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> int:
             continue
         counts["batches"] += 1
         try:
-            spans: list[Span] = []
-            for data in orjson.loads(payload):
-                span = Span.from_dict(data)
-                if kind == RAW:
-                    policy.apply(span)
-                spans.append(span)
+            # The spans stay in their JSON form: the policy and the rows work on it directly.
+            records = orjson.loads(payload)
+            if kind == RAW:
+                for record in records:
+                    policy.apply_record(record)
             if conn is None:
                 conn = store.connect(path, busy_timeout_s=busy)
-            store.insert_spans(conn, spans, busy_timeout_s=busy)
-            counts["written"] += len(spans)
+            store.insert_records(conn, records, busy_timeout_s=busy)
+            counts["written"] += len(records)
             if counts["batches"] % PRUNE_EVERY_BATCHES == 0:
                 store.prune(conn, max_spans)
         except Exception as exc:
