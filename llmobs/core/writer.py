@@ -327,7 +327,8 @@ class StoreWriter:
                 pass
         self._discard()
 
-    def _discard(self) -> None:
+    def _discard(self, *, forked: bool = False) -> None:
+        """Forget the child: close our ends of its pipes and, unless in a forked copy, reap it."""
         proc = self._proc
         self._proc = None
         self._pending = b""
@@ -335,33 +336,25 @@ class StoreWriter:
         self._answered = False
         if proc is None:
             return
+        # Closing our ends is safe in a forked copy too: its descriptors are its own, and the
+        # write buffer is empty (batches go through os.write).
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream is not None:
                 try:
                     stream.close()
                 except OSError:
                     pass
-        # Reap it if it has exited; one still running sees its input end and exits on its own.
-        proc.poll()
+        if forked:
+            # The Popen object belongs to the parent: this copy must never wait for or kill its child.
+            proc.returncode = 0
+        else:
+            # Reap it if it has exited; one still running sees its input end and exits on its own.
+            proc.poll()
 
     def _abandon_after_fork(self) -> None:
         """In a forked copy of the application: drop the parent's child without touching it."""
-        proc = self._proc
-        self._proc = None
-        self._pending = b""
-        self._eof = False
-        self._answered = False
         self._lock = threading.RLock()
-        if proc is None:
-            return
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            if stream is not None:
-                try:
-                    os.close(stream.fileno())
-                except OSError:
-                    pass
-        # The Popen object belongs to the parent: this copy must never wait for or kill its child.
-        proc.returncode = 0
+        self._discard(forked=True)
 
 
 def _exit_reason(proc: subprocess.Popen[bytes], code: int | None) -> str:

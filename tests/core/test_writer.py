@@ -231,26 +231,38 @@ def test_a_forked_process_gets_its_own_writer(tmp_path: Path) -> None:
     assert count_rows(db) == 30
 
 
-def test_spans_left_at_exit_are_written_and_ctrl_c_does_not_kill_the_writer(tmp_path: Path) -> None:
-    db = tmp_path / "traces.db"
-    script = textwrap.dedent(
-        f"""
+def run_app(db: Path, body: str) -> subprocess.CompletedProcess[str]:
+    """Run `body` as an application in a fresh interpreter, llmobs configured on `db`.
+
+    `body` may call `record(n)` (n spans) and use `os`, `signal` and `llmobs`.
+    """
+    head = f"""
         import os, signal
         import llmobs
         llmobs.configure(db_path={str(db)!r}, flush_interval=0.001)
-        for i in range(10):
-            with llmobs.span(f"s{{i}}"):
-                pass
+
+        def record(n):
+            for i in range(n):
+                with llmobs.span(f"s{{i}}"):
+                    pass
+        """
+    script = textwrap.dedent(head) + textwrap.dedent(body)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+
+
+def test_spans_left_at_exit_are_written_and_ctrl_c_does_not_kill_the_writer(tmp_path: Path) -> None:
+    db = tmp_path / "traces.db"
+    result = run_app(
+        db,
+        """
+        record(10)
         llmobs.flush()
         writer = llmobs.health()["sinks"]["sqlite"]["writer_pid"]
         os.kill(writer, signal.SIGINT)  # what a Ctrl-C in the terminal sends it too
-        for i in range(200):
-            with llmobs.span(f"t{{i}}"):
-                pass
+        record(200)
         # no flush: the exit hook hands the rest to the writer and waits for it
-        """
+        """,
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert count_rows(db) == 210
 
@@ -282,24 +294,17 @@ def running(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_the_writer_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
     db = tmp_path / "traces.db"
-    script = textwrap.dedent(
-        f"""
-        import os, signal, sys
-        import llmobs
-        llmobs.configure(db_path={str(db)!r}, flush_interval=0.001)
-        for i in range(300):
-            with llmobs.span(f"s{{i}}"):
-                pass
+    result = run_app(
+        db,
+        """
+        record(300)
         llmobs.flush()
-        for i in range(100):
-            with llmobs.span(f"t{{i}}"):
-                pass
+        record(100)
         llmobs.flush()
         print(llmobs.health()["sinks"]["sqlite"]["writer_pid"], flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-        """
+        """,
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == -signal.SIGKILL
     writer = int(result.stdout.split()[-1])
     deadline = time.monotonic() + 10
