@@ -4,10 +4,10 @@ The application's thread only appends the span to a bounded queue (`submit`); wh
 full the span is dropped and counted, never waited for. One background thread takes spans off in
 batches, runs the integration's deferred extraction, prices model calls, applies the content
 policy and writes the batch to every sink. When the only sink is the local store written by its
-writer process (the default), the content policy is applied there instead (`Sink.takes_raw_spans`),
-keeping that Python work off the GIL this process shares with the application. `flush()` waits until everything submitted before it
-has been written; an atexit hook does the same when the process exits normally, so no span is
-lost at exit.
+writer process (the default), the content policy is applied there instead
+(`Sink.takes_raw_spans`), keeping that Python work off the GIL this process shares with the
+application. `flush()` waits until everything submitted before it has been written; an atexit
+hook does the same when the process exits normally, so no span is lost at exit.
 """
 
 from __future__ import annotations
