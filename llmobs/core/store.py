@@ -24,6 +24,8 @@ from llmobs.core.model import MODEL_KINDS, Span
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
+#: Batches a writer inserts between two prunes of the store to its retention cap.
+PRUNE_EVERY_BATCHES = 64
 #: Pages SQLite may cache per writer connection (negative: KiB), so the indexes of a large store
 #: stay in memory.
 CACHE_KIB = 16 * 1024

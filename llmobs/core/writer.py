@@ -29,7 +29,6 @@ in-process as before (`StoreWriter` reports that; `SQLiteSink` does it).
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import select
@@ -49,8 +48,6 @@ import orjson
 from llmobs.core.content import to_plain
 from llmobs.core.model import Span
 
-logger = logging.getLogger("llmobs")
-
 _HEAD = struct.Struct("<cI")
 CONFIG, RAW, PREPARED, FLUSH, QUIT = b"C", b"R", b"P", b"F", b"Q"
 
@@ -59,8 +56,6 @@ CONFIG, RAW, PREPARED, FLUSH, QUIT = b"C", b"R", b"P", b"F", b"Q"
 STALL_GRACE_S = 20.0
 #: How long the child may take to start and open the store.
 START_TIMEOUT_S = 30.0
-#: Batches between two prunes of the store to its retention cap.
-PRUNE_EVERY_BATCHES = 64
 #: Pipe buffer asked for on Linux (the default 64 KiB holds a few dozen spans).
 PIPE_BYTES = 1 << 20
 _F_SETPIPE_SZ = 1031
@@ -114,7 +109,6 @@ class StoreWriter:
         self._pending = b""  # the end of a status line not read yet
         self._eof = False  # the child closed its end: it exited
         self._answered = False  # a status came from this child (it started and opened the store)
-        self.starts = 0
         _live_writers.add(self)
 
     @property
@@ -217,7 +211,6 @@ class StoreWriter:
         self._pending = b""
         self._eof = False
         self._answered = False
-        self.starts += 1
         config = {
             "path": self.path,
             "busy_timeout_s": self.busy_timeout_s,
@@ -477,7 +470,7 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> int:
                 conn = store.connect(path, busy_timeout_s=busy)
             store.insert_records(conn, records, busy_timeout_s=busy)
             counts["written"] += len(records)
-            if counts["batches"] % PRUNE_EVERY_BATCHES == 0:
+            if counts["batches"] % store.PRUNE_EVERY_BATCHES == 0:
                 store.prune(conn, max_spans)
         except Exception as exc:
             counts["failed"] += 1

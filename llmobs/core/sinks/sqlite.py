@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("llmobs")
 
-_PRUNE_EVERY_BATCHES = 64
-
 #: Where the store is written: `process` (the default), a child process; `inline`, the pipeline thread.
 LLMOBS_STORE_WRITER = "LLMOBS_STORE_WRITER"
 WRITER_MODES = ("process", "inline")
@@ -296,7 +294,7 @@ class SQLiteSink(Sink):
             store.insert_spans(conn, spans, busy_timeout_s=self.busy_timeout_s)
             self._inline_written += len(spans)
             self._batches += 1
-            if self._batches % _PRUNE_EVERY_BATCHES == 0:
+            if self._batches % store.PRUNE_EVERY_BATCHES == 0:
                 store.prune(conn, self.max_spans)
         except (sqlite3.Error, store.StoreError) as exc:
             if self._conn is not None:
