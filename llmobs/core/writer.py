@@ -38,7 +38,6 @@ import subprocess
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -109,7 +108,6 @@ class StoreWriter:
         self._pending = b""  # the end of a status line not read yet
         self._eof = False  # the child closed its end: it exited
         self._answered = False  # a status came from this child (it started and opened the store)
-        _live_writers.add(self)
 
     @property
     def pid(self) -> int | None:
@@ -168,7 +166,7 @@ class StoreWriter:
             self._discard()
             raise WriterGone(reason)
         if proc is not None:
-            self._abandon_after_fork()
+            self.abandon_after_fork()
         return self._spawn()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
@@ -344,8 +342,12 @@ class StoreWriter:
             # Reap it if it has exited; one still running sees its input end and exits on its own.
             proc.poll()
 
-    def _abandon_after_fork(self) -> None:
-        """In a forked copy of the application: drop the parent's child without touching it."""
+    def abandon_after_fork(self) -> None:
+        """In a forked copy of the application: drop the parent's child without touching it.
+
+        Called by the owning `SQLiteSink` after a fork; a writer used anyway before that (or
+        outside a sink) does the same on its next use, seeing that the pid changed.
+        """
         self._lock = threading.RLock()
         self._discard(forked=True)
 
@@ -392,18 +394,6 @@ def _serialise(spans: Sequence[Span]) -> tuple[bytes | None, list[Span]]:
     if not parts:
         return None, rest
     return b"[" + b",".join(parts) + b"]", rest
-
-
-_live_writers: weakref.WeakSet[StoreWriter] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for writer in list(_live_writers):
-        writer._abandon_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # -- the child ---------------------------------------------------------------------------------

@@ -315,6 +315,8 @@ class SQLiteSink(Sink):
         self._lock = threading.RLock()
         self._conn = None
         self._unconfirmed.clear()
+        if self._writer is not None:
+            self._writer.abandon_after_fork()
 
 
 _live_sinks: weakref.WeakSet[SQLiteSink] = weakref.WeakSet()
