@@ -116,8 +116,8 @@ class StoreWriter:
 
     # -- sending -------------------------------------------------------------------------------
 
-    def send(self, spans: Sequence[Span], *, raw: bool) -> list[Span]:
-        """Queue a batch for the child; the spans that could not be serialised are returned.
+    def send(self, spans: Sequence[Span], *, raw: bool) -> tuple[bytes | None, list[Span]]:
+        """Queue a batch for the child: the JSON sent (None if nothing was), and the spans it lacks.
 
         Raw batches are serialised with objects turned into JSON values the way the content
         policy does (`model_dump`, dataclass fields, `to_dict`, else `repr`); a span whose content
@@ -125,12 +125,11 @@ class StoreWriter:
         to write in-process. Raises WriterGone when the child is not there to take the batch.
         """
         payload, rest = _serialise(spans)
-        if payload is None:
-            return rest
-        with self._lock:
-            self._send_frame(RAW if raw else PREPARED, payload)
-            self._read_ready()
-        return rest
+        if payload is not None:
+            with self._lock:
+                self._send_frame(RAW if raw else PREPARED, payload)
+                self._read_ready()
+        return payload, rest
 
     def flush(self, timeout: float | None = None) -> Mapping[str, Any]:
         """Wait until the child has committed every batch sent so far; its status. Raises WriterGone."""
@@ -378,17 +377,18 @@ def _plain(value: Any) -> Any:
 
 
 def _serialise(spans: Sequence[Span]) -> tuple[bytes | None, list[Span]]:
-    """One JSON list of the spans' dict forms, and the spans that JSON could not hold."""
+    """One JSON list of the spans' dict forms, and the spans that JSON could not hold.
+
+    Span by span, so only one span's dict form is alive at a time: a whole batch of them would
+    outlive young garbage collections and be promoted, and bring on full ones in the application.
+    """
+    dumps = orjson.dumps
     options = orjson.OPT_NON_STR_KEYS
-    try:
-        return orjson.dumps([span.to_dict() for span in spans], default=_plain, option=options), []
-    except (TypeError, orjson.JSONEncodeError):
-        pass
     parts: list[bytes] = []
     rest: list[Span] = []
     for span in spans:
         try:
-            parts.append(orjson.dumps(span.to_dict(), default=_plain, option=options))
+            parts.append(dumps(span.to_dict(), default=_plain, option=options))
         except (TypeError, orjson.JSONEncodeError):
             rest.append(span)
     if not parts:

@@ -9,9 +9,11 @@ import sys
 import threading
 import weakref
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from llmobs.core import store
 from llmobs.core.config import DEFAULT_MAX_STORED_SPANS, default_db_path
@@ -119,7 +121,9 @@ class SQLiteSink(Sink):
         self._policy: ContentPolicy | None = None
         self._restarts_left = WRITER_RESTARTS
         self._inline_reason: str | None = None
-        self._unconfirmed: deque[tuple[int, list[Span], bool]] = deque()  # (frame number, spans, raw)
+        # (frame number, the JSON sent, raw): bytes, not spans, so that nothing the garbage
+        # collector tracks is kept alive until the child confirms.
+        self._unconfirmed: deque[tuple[int, bytes, bool]] = deque()
         self._frames_sent = 0
         self._status: Mapping[str, Any] = {}
         self._past = {"written": 0, "failed": 0, "cpu_s": 0.0}
@@ -219,14 +223,13 @@ class SQLiteSink(Sink):
             # A new child (after a fork, or a restart): its counters start from zero.
             self._fold_status()
         try:
-            rest = writer.send(spans, raw=raw)
+            payload, rest = writer.send(spans, raw=raw)
         except WriterGone as exc:
             self._lost_writer(exc)
             return spans
-        if len(rest) < len(spans):
+        if payload is not None:
             self._frames_sent += 1
-            taken = spans if not rest else [s for s in spans if not any(s is r for r in rest)]
-            self._unconfirmed.append((self._frames_sent, taken, raw))
+            self._unconfirmed.append((self._frames_sent, payload, raw))
         return rest
 
     def _on_status(self, status: Mapping[str, Any]) -> None:
@@ -269,9 +272,9 @@ class SQLiteSink(Sink):
     def _rewrite_unconfirmed(self) -> None:
         unconfirmed = list(self._unconfirmed)
         self._unconfirmed.clear()
-        for _, spans, raw in unconfirmed:
+        for _, payload, raw in unconfirmed:
             try:
-                self._write_inline(spans, raw)
+                self._write_records(orjson.loads(payload), raw)
             except store.StoreError as exc:
                 self._last_error = str(exc)
 
@@ -289,10 +292,22 @@ class SQLiteSink(Sink):
             assert policy is not None
             for span in spans:
                 policy.apply(span)
+        self._commit(lambda conn: store.insert_spans(conn, spans, busy_timeout_s=self.busy_timeout_s), len(spans))
+
+    def _write_records(self, records: list[dict[str, Any]], raw: bool) -> None:
+        """What the writer process does with a batch it was sent, done here."""
+        if raw:
+            policy = self._policy
+            assert policy is not None
+            for record in records:
+                policy.apply_record(record)
+        self._commit(lambda conn: store.insert_records(conn, records, busy_timeout_s=self.busy_timeout_s), len(records))
+
+    def _commit(self, insert: Callable[[sqlite3.Connection], None], count: int) -> None:
         try:
             conn = self._connection()
-            store.insert_spans(conn, spans, busy_timeout_s=self.busy_timeout_s)
-            self._inline_written += len(spans)
+            insert(conn)
+            self._inline_written += count
             self._batches += 1
             if self._batches % store.PRUNE_EVERY_BATCHES == 0:
                 store.prune(conn, self.max_spans)
