@@ -320,6 +320,10 @@ class Span:
     # pipeline thread (extracting usage from a response object, say). The pipeline runs it once,
     # before pricing, and clears it.
     deferred: Callable[[Span], None] | None = field(default=None, compare=False, repr=False)
+    # Not part of the contract either: the span that was current before this one was activated,
+    # kept when this one ends before it. A context that still holds this span as current (one
+    # whose reset happened in a copy of it) resumes there; see `tracer.current_span`.
+    previous: Span | None = field(default=None, compare=False, repr=False)
 
     @property
     def duration_ms(self) -> float:

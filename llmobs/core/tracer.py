@@ -67,26 +67,8 @@ def current_span() -> Span | None:
     hops = 0
     while span is not None and span.end_ns:
         hops += 1
-        span = _resumed.get(span.span_id) if hops < 64 else None
+        span = span.previous if hops < 64 else None
     return span
-
-
-#: span id of an ended, activated span → the span current before it (bounded, oldest dropped).
-_resumed: dict[str, Span] = {}
-_RESUMED_CAP = 1024
-
-
-def _remember_previous(span: Span, previous: Span | None) -> None:
-    if previous is None or previous.end_ns:
-        return
-    # No lock: a dict store is atomic under the GIL, and trimming the oldest entry may race with
-    # another thread trimming it first (or the dict changing under the iterator): then skip.
-    _resumed[span.span_id] = previous
-    if len(_resumed) > _RESUMED_CAP:
-        try:
-            del _resumed[next(iter(_resumed))]
-        except (KeyError, RuntimeError, StopIteration):
-            pass
 
 
 def is_trace_sampled(trace_id: str, rate: float) -> bool:
@@ -206,7 +188,11 @@ class Tracer:
         if entry.activated:
             if _current_span.get() is span:
                 _current_span.set(entry.previous)
-            _remember_previous(span, entry.previous)
+            previous = entry.previous
+            if previous is not None and not previous.end_ns:
+                # On the span, not in a table of ended spans: the link lives exactly as long as
+                # a context or the pipeline holds this span, and keeps nothing alive after that.
+                span.previous = previous
         self.finish(span, end_ns=end_ns)
         return span
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
+import sqlite3
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import TracerProvider
 
 import llmobs
-from llmobs.core.model import SpanKind, Status
+from llmobs.core.model import Span, SpanKind, Status
 from llmobs.core.runtime import get_tracer
+from llmobs.core.sinks import SQLiteSink
 from llmobs.core.tracer import EVICTED_ERROR_TYPE, current_span, is_trace_sampled
 from tests.conftest import Recorder
 
@@ -98,6 +102,36 @@ async def test_100_concurrent_asyncio_tasks_do_not_cross_talk(recorder: Recorder
         assert req.parent_id is None
         assert step.parent_id == req.span_id and step.trace_id == req.trace_id
         assert llm.parent_id == step.span_id and llm.trace_id == req.trace_id
+
+
+def test_a_context_whose_reset_ran_in_a_copy_resumes_at_the_span_before(recorder: Recorder) -> None:
+    # LangChain runs async end callbacks in a copy of the context: the reset never reaches this one.
+    tracer = get_tracer()
+    outer = tracer.start_span("outer", "outer", SpanKind.CHAIN, "test", activate=True)
+    tracer.start_span("inner", "inner", SpanKind.CHAIN, "test", activate=True)
+    contextvars.copy_context().run(tracer.end_span, "inner")
+    assert current_span() is outer
+    with llmobs.span("next"):
+        pass
+    tracer.end_span("outer")
+    assert current_span() is None
+    assert recorder.by_name("next").parent_id == outer.span_id
+
+
+def test_written_spans_are_not_kept_alive(isolated_llmobs: Path) -> None:
+    # Bounded memory, and no span outliving the application's young collections (promoted spans
+    # bring on full collections): once written, nothing of llmobs holds a span or its content.
+    llmobs.configure(sinks=[SQLiteSink(isolated_llmobs, writer="inline")])
+    tracer = get_tracer()
+    for i in range(2000):
+        tracer.start_span(("root", i), "root", SpanKind.CHAIN, "test", activate=True)
+        tracer.start_span(("child", i), "child", SpanKind.LLM, "test", parent_key=("root", i), activate=True)
+        tracer.end_span(("child", i))
+        tracer.end_span(("root", i))
+    assert llmobs.flush(timeout=10)
+    gc.collect()
+    assert sum(1 for o in gc.get_objects() if type(o) is Span) == 0
+    assert sqlite3.connect(isolated_llmobs).execute("SELECT COUNT(*) FROM spans").fetchone()[0] == 4000
 
 
 def test_a_reused_run_id_does_not_corrupt_the_tree(recorder: Recorder) -> None:
