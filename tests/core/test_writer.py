@@ -21,6 +21,8 @@ from pydantic import BaseModel
 
 import llmobs
 from llmobs.core import writer as writer_module
+from llmobs.core.content import ContentPolicy
+from llmobs.core.model import Span
 from llmobs.core.sinks import SQLiteSink
 
 POLICY: dict[str, Any] = {"max_content_chars": 40, "redact_paths": ["attributes.user.email"], "redact_keys": "ssn"}
@@ -172,6 +174,36 @@ def test_a_hung_writer_is_killed_and_its_batches_are_written_here(
         except ProcessLookupError:
             pass
     assert count_rows(db) == 45
+
+
+def test_a_batch_rewritten_here_gets_the_content_policy_it_was_sent_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "STALL_GRACE_S", 0.5)
+    db = tmp_path / "traces.db"
+    sink = SQLiteSink(db, busy_timeout_s=0.1)
+    assert sink.takes_raw_spans(ContentPolicy(max_chars=40, redact_keys="ssn"))  # the child applies it
+
+    def span(name: str) -> Span:
+        return Span("a" * 32, "b" * 16, name, start_ns=1, end_ns=2, input={"ssn": "078-05-1120", "text": "x" * 100})
+
+    sink.write([span("confirmed")])
+    sink.flush()
+    pid = sink.stats()["writer_pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        sink.write([span("sent to a stopped writer")])
+        # Online evaluation starts: later batches reach the sink with the policy already applied.
+        assert not sink.takes_raw_spans(None)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    sink.flush()  # the writer is gone: what it had not confirmed is written here, with its policy
+    sink.close()
+    rows = {row["name"]: row for row in stored(db)}
+    assert set(rows) == {"confirmed", "sent to a stopped writer"}
+    for row in rows.values():
+        assert row["input"]["ssn"] == "[REDACTED]"
+        assert row["input"]["text"].endswith("…[truncated 60 chars]")
 
 
 def test_no_writer_process_means_the_pipeline_thread_writes(

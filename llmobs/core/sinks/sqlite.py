@@ -121,9 +121,9 @@ class SQLiteSink(Sink):
         self._policy: ContentPolicy | None = None
         self._restarts_left = WRITER_RESTARTS
         self._inline_reason: str | None = None
-        # (frame number, the JSON sent, raw): bytes, not spans, so that nothing the garbage
-        # collector tracks is kept alive until the child confirms.
-        self._unconfirmed: deque[tuple[int, bytes, bool]] = deque()
+        # (frame number, the JSON sent, the policy the child applies to it or None): bytes, not
+        # spans, so that nothing the garbage collector tracks is kept alive until the child confirms.
+        self._unconfirmed: deque[tuple[int, bytes, ContentPolicy | None]] = deque()
         self._frames_sent = 0
         self._status: Mapping[str, Any] = {}
         self._past = {"written": 0, "failed": 0, "cpu_s": 0.0}
@@ -229,7 +229,7 @@ class SQLiteSink(Sink):
             return spans
         if payload is not None:
             self._frames_sent += 1
-            self._unconfirmed.append((self._frames_sent, payload, raw))
+            self._unconfirmed.append((self._frames_sent, payload, self._policy if raw else None))
         return rest
 
     def _on_status(self, status: Mapping[str, Any]) -> None:
@@ -272,9 +272,9 @@ class SQLiteSink(Sink):
     def _rewrite_unconfirmed(self) -> None:
         unconfirmed = list(self._unconfirmed)
         self._unconfirmed.clear()
-        for _, payload, raw in unconfirmed:
+        for _, payload, policy in unconfirmed:
             try:
-                self._write_records(orjson.loads(payload), raw)
+                self._write_records(orjson.loads(payload), policy)
             except store.StoreError as exc:
                 self._last_error = str(exc)
 
@@ -294,11 +294,9 @@ class SQLiteSink(Sink):
                 policy.apply(span)
         self._commit(lambda conn: store.insert_spans(conn, spans, busy_timeout_s=self.busy_timeout_s), len(spans))
 
-    def _write_records(self, records: list[dict[str, Any]], raw: bool) -> None:
-        """What the writer process does with a batch it was sent, done here."""
-        if raw:
-            policy = self._policy
-            assert policy is not None
+    def _write_records(self, records: list[dict[str, Any]], policy: ContentPolicy | None) -> None:
+        """What the writer process does with a batch it was sent (with the policy it was sent for), done here."""
+        if policy is not None:
             for record in records:
                 policy.apply_record(record)
         self._commit(lambda conn: store.insert_records(conn, records, busy_timeout_s=self.busy_timeout_s), len(records))
