@@ -1,26 +1,35 @@
 """The driver shared by the overhead benchmarks (LangChain, LlamaIndex, OpenAI Agents).
 
-Each benchmark measures one configuration per worker: its own script, started again in a fresh
-interpreter with `--worker CONFIG`, prints its figures per variant as the last line of stdout. The
-driver runs every configuration once per round, alternating the order from round to round so that
-drift (thermal, caches, other load) does not always favour the same configuration, and reports
-medians over rounds of "configuration minus baseline" measured in the same round.
+Each configuration is measured in a worker of its own: the benchmark's script, started again in a
+fresh interpreter with `--worker CONFIG`, sets the configuration up once and then runs one timed
+block per variant name it reads on stdin, answering each with a JSON line. The driver keeps one
+worker per configuration alive for the whole run and interleaves their blocks: in every round,
+each variant is measured in every configuration back to back, in an order that changes from
+variant to variant and round to round, so that a configuration and the baseline it is compared
+with are measured seconds apart, not a whole round apart, and drift (other load on the machine,
+thermal, caches) does not always favour the same configuration. The tables show medians over
+rounds of "configuration minus baseline" in the same round.
 
     import _overhead as driver
 
     COUNT = driver.CountOption("calls", full=2000, quick=200, help="calls per timed block (...)")
     WARMUP = driver.CountOption("warmup", full=200, quick=30, help="untimed calls before each block (...)")
 
+    def session(config: str) -> driver.Block:
+        ...  # set the configuration up, once
+        def block(variant: str, count: int, warmup: int) -> dict[str, float]: ...
+        return block
+
     def main() -> int:
         options = driver.parse_options(__doc__, CONFIGS, VARIANTS, COUNT, WARMUP)
         if options.worker:
-            return driver.serve_worker(worker, options)
+            return driver.serve_worker(session, options)
         results = driver.run_rounds(__file__, options, dict(os.environ))
         driver.print_overhead_table(results, options.variants, LABELS, keys=("wall_us", "cpu_us"), unit="call")
         wall = driver.median_overhead(results, "llmobs", "simple", "wall_us")
 
-What a worker measures, its environment, the labels, the goal lines and which figures make a
-cell stay in each benchmark.
+What a block measures, the worker's environment, the labels, the goal lines and which figures
+make a cell stay in each benchmark.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 #: The configuration every other one is compared against (nothing attached).
 BASELINE = "none"
@@ -43,12 +52,15 @@ BASELINE = "none"
 ROUNDS = 5
 QUICK_ROUNDS = 2
 
-#: Results per configuration: one worker's figures per round, `{variant: {key: value}}`.
+#: Results per configuration: its figures per round, `{variant: {key: value}}`.
 Results = Mapping[str, Sequence[Mapping[str, Any]]]
-#: A benchmark's measurement: `(config, variants, count, warmup) -> {variant: {key: value}}`.
-Worker = Callable[[str, list[str], int, int], Mapping[str, Any]]
+#: One timed block in a worker: `(variant, count, warmup) -> {key: value}`.
+Block = Callable[[str, int, int], Mapping[str, Any]]
+#: A benchmark's measurement: set a configuration up once, return its block function.
+Session = Callable[[str], Block]
 
-T = TypeVar("T")
+#: What starts the line that carries a block's figures (libraries may print their own lines).
+RESULT_MARK = "@@overhead-result "
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +109,7 @@ def parse_options(
     """Parse the command line every overhead benchmark takes.
 
     In this order: `--quick`, `--{count.name}`, `--rounds`, `--warmup`, `--configs`, `--variants`,
-    `--json`, and the hidden `--worker CONFIG` with which `run_worker` starts the script again.
+    `--json`, and the hidden `--worker CONFIG` with which `run_rounds` starts the script again.
 
     Args:
         description: the benchmark's module docstring (printed as is by `--help`).
@@ -159,76 +171,126 @@ def total_cpu() -> float:
     return cpu
 
 
-def serve_worker(worker: Worker, options: Options) -> int:
-    """Measure `options.worker` in this process and print the figures as one JSON line; the exit status.
+def draining_count(exporter: Any) -> Callable[[], int]:
+    """A count of the spans an OTel `InMemorySpanExporter` received so far that empties it each time.
 
-    This is the other end of `run_worker`, which reads that line.
+    A worker lives for the whole run: an exporter that kept every span would grow its process's
+    heap round after round (and its garbage collections with it). Call it after a flush only.
+    """
+    total = 0
+
+    def count() -> int:
+        nonlocal total
+        total += len(exporter.get_finished_spans())
+        exporter.clear()
+        return total
+
+    return count
+
+
+def serve_worker(session: Session, options: Options) -> int:
+    """Set up `options.worker`, then run one block per variant name read from stdin; the exit status.
+
+    Each block's figures go to stdout as one JSON line after `RESULT_MARK`. This is the other end
+    of `run_rounds`, which stops the worker by closing its stdin.
     """
     assert options.worker is not None
-    print(json.dumps(worker(options.worker, options.variants, options.count, options.warmup)))
+    block = session(options.worker)
+    for line in sys.stdin:
+        variant = line.strip()
+        if variant:
+            figures = block(variant, options.count, options.warmup)
+            print(RESULT_MARK + json.dumps(figures), flush=True)
     return 0
 
 
-def run_worker(script: str, config: str, args: Sequence[str], env: Mapping[str, str]) -> dict[str, Any]:
-    """Run `script --worker CONFIG *args` in a fresh interpreter and return the dict it printed.
+class _Worker:
+    """A running worker of one configuration, with a fresh temporary `LLMOBS_DB`."""
 
-    Args:
-        script: the benchmark's own path (its `__file__`); it must answer `--worker`.
-        config: the configuration to measure.
-        args: the further worker arguments, e.g. `["--variants", "simple", "--calls", "200"]`.
-        env: the worker's environment; `LLMOBS_DB` is set on top of it to a fresh temporary
-            database, removed when the worker ends.
-
-    Raises:
-        SystemExit: the worker exited non-zero (the message carries the tail of its stderr).
-    """
-    worker_env = dict(env)
-    with tempfile.TemporaryDirectory() as tmp:
-        worker_env["LLMOBS_DB"] = os.path.join(tmp, "bench.db")
-        proc = subprocess.run(
+    def __init__(self, script: str, config: str, args: Sequence[str], env: Mapping[str, str]) -> None:
+        self.config = config
+        self._tmp = tempfile.TemporaryDirectory()
+        self._stderr = open(os.path.join(self._tmp.name, "stderr"), "w+")  # noqa: SIM115 - closed in close()
+        worker_env = dict(env)
+        worker_env["LLMOBS_DB"] = os.path.join(self._tmp.name, "bench.db")
+        self._proc = subprocess.Popen(
             [sys.executable, script, "--worker", config, *args],
             env=worker_env,
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
             text=True,
-            check=False,
         )
-    if proc.returncode != 0:
-        raise SystemExit(f"worker {config} failed:\n{proc.stderr[-4000:]}")
-    # Only the last line is the result: libraries may print their own notices before it.
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+    def run(self, variant: str) -> dict[str, Any]:
+        """Run one block of `variant`; its figures. SystemExit (with the worker's stderr) if it died."""
+        proc = self._proc
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(variant + "\n")
+            proc.stdin.flush()
+            for line in proc.stdout:
+                if line.startswith(RESULT_MARK):
+                    return dict(json.loads(line[len(RESULT_MARK) :]))
+        except BrokenPipeError:
+            pass
+        proc.wait()
+        self._stderr.seek(0)
+        raise SystemExit(f"worker {self.config} failed (status {proc.returncode}):\n{self._stderr.read()[-4000:]}")
+
+    def close(self) -> None:
+        proc = self._proc
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(timeout=120)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        finally:
+            self._stderr.close()
+            self._tmp.cleanup()
 
 
-def round_order(configs: Sequence[str], round_index: int) -> list[str]:
-    """The order in which round `round_index` (from 0) runs the configurations.
+def round_order(configs: Sequence[str], turn: int) -> list[str]:
+    """The order of the configurations in turn `turn` (from 0; one turn per round and variant).
 
-    Rotated by the round number, and reversed on odd rounds, so that each configuration runs
+    Rotated by the turn number, and reversed on odd turns, so that each configuration runs
     early and late, and next to different neighbours.
     """
-    shift = round_index % len(configs)
+    shift = turn % len(configs)
     order = [*configs[shift:], *configs[:shift]]
-    if round_index % 2:
+    if turn % 2:
         order.reverse()
     return order
 
 
-def alternate_rounds(configs: Sequence[str], rounds: int, run_one: Callable[[str], T]) -> dict[str, list[T]]:
-    """Run every configuration once per round in `round_order`; `{config: [result per round]}`.
-
-    Progress goes to stderr, one line per finished configuration. The dict keeps the order of
-    `configs`, so it prints (and dumps to JSON) in the order the user asked for.
-    """
-    results: dict[str, list[T]] = {c: [] for c in configs}
-    for r in range(rounds):
-        for config in round_order(configs, r):
-            results[config].append(run_one(config))
-            print(f"round {r + 1}/{rounds}: {config} done", file=sys.stderr)
-    return results
-
-
 def run_rounds(script: str, options: Options, env: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
-    """`alternate_rounds` over the configurations of `options`, each in a worker of `script` with `env`."""
+    """Measure every variant of every configuration once per round, interleaved; `{config: [figures per round]}`.
+
+    One worker of `script` per configuration (started with `env`) serves all its blocks. The dict
+    keeps the order of `options.configs`, so it prints (and dumps to JSON) in the order asked for.
+    Progress goes to stderr, a line per variant and round.
+    """
+    configs, variants = options.configs, options.variants
     args = options.worker_args()
-    return alternate_rounds(options.configs, options.rounds, lambda config: run_worker(script, config, args, env))
+    workers: dict[str, _Worker] = {}
+    try:
+        for config in configs:
+            workers[config] = _Worker(script, config, args, env)
+        results: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+        for r in range(options.rounds):
+            figures: dict[str, dict[str, Any]] = {c: {} for c in configs}
+            for i, variant in enumerate(variants):
+                for config in round_order(configs, r * len(variants) + i):
+                    figures[config][variant] = workers[config].run(variant)
+                print(f"round {r + 1}/{options.rounds}: {variant} done", file=sys.stderr)
+            for config in configs:
+                results[config].append(figures[config])
+        return results
+    finally:
+        for worker in workers.values():
+            worker.close()
 
 
 def median_baseline(results: Results, variant: str, key: str) -> float:

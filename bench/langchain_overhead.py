@@ -4,7 +4,8 @@
     python bench/langchain_overhead.py --quick    # a smoke run: small counts, 2 rounds
 
 Every configuration runs in its own subprocess (a fresh interpreter, so global instrumentors do
-not leak into each other), configurations alternate order from round to round, and the table
+not leak into each other), kept for the whole run; in every round each variant is timed in every
+configuration back to back, in an order that alternates (see `_overhead.py`), and the table
 shows medians over rounds of the per-call overhead against "no tracing" measured in the same
 round. Two figures per cell:
 
@@ -262,18 +263,13 @@ def setup(config: str) -> tuple[list[Any], Callable[[], None], Callable[[], int]
             client.flush()
             lf_provider.force_flush(120_000)
 
-        return (
-            [LangfuseHandler(public_key="pk-lf-bench")],
-            langfuse_flush,
-            lambda: len(lf_exporter.get_finished_spans()),
-        )
+        return [LangfuseHandler(public_key="pk-lf-bench")], langfuse_flush, driver.draining_count(lf_exporter)
     provider, exporter = otel_provider()
 
     def flush() -> None:
         provider.force_flush(120_000)
 
-    def count() -> int:
-        return len(exporter.get_finished_spans())
+    count = driver.draining_count(exporter)
 
     if config == "otel":
         return [bare_otel_handler(provider)], flush, count
@@ -290,11 +286,12 @@ def setup(config: str) -> tuple[list[Any], Callable[[], None], Callable[[], int]
     raise SystemExit(f"unknown configuration {config!r}")
 
 
-def worker(config: str, variants: list[str], calls: int, warmup: int) -> dict[str, Any]:
+def session(config: str) -> driver.Block:
+    """Set `config` up in this worker; one timed block per call of what it returns."""
     callbacks, flush, count = setup(config)
     workloads = build_workloads()
-    out: dict[str, Any] = {}
-    for variant in variants:
+
+    def block(variant: str, calls: int, warmup: int) -> dict[str, float]:
         fn = workloads[variant]
         for _ in range(warmup):
             fn(callbacks)
@@ -308,12 +305,13 @@ def worker(config: str, variants: list[str], calls: int, warmup: int) -> dict[st
         t1 = time.perf_counter()
         flush()
         cpu1 = driver.total_cpu()
-        out[variant] = {
+        return {
             "wall_us": (t1 - t0) / calls * 1e6,
             "cpu_us": (cpu1 - cpu0) / calls * 1e6,
             "spans_per_call": (count() - before) / calls,
         }
-    return out
+
+    return block
 
 
 # -- the driver --------------------------------------------------------------------------------
@@ -322,7 +320,7 @@ def worker(config: str, variants: list[str], calls: int, warmup: int) -> dict[st
 def main() -> int:
     options = driver.parse_options(__doc__, CONFIGS, VARIANTS, COUNT, WARMUP)
     if options.worker:
-        return driver.serve_worker(worker, options)
+        return driver.serve_worker(session, options)
 
     # The OTel SDK on unless the caller turned it off; Langfuse's spans in a "bench" environment.
     env = {"OTEL_SDK_DISABLED": "false", **os.environ, "LANGFUSE_TRACING_ENVIRONMENT": "bench"}

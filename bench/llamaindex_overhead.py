@@ -4,8 +4,9 @@
     python bench/llamaindex_overhead.py --quick    # a smoke run: small counts, 2 rounds
 
 Every configuration runs in its own subprocess (a fresh interpreter, so the global dispatcher's
-handlers do not leak between configurations), configurations alternate order from round to
-round, and the table shows medians over rounds of the per-call overhead against "no
+handlers do not leak between configurations), kept for the whole run; in every round each
+variant is timed in every configuration back to back, in an order that alternates (see
+`_overhead.py`), and the table shows medians over rounds of the per-call overhead against "no
 instrumentation" measured in the same round. Two figures per cell:
 
 - wall: the application's per-call latency (the timed loop only);
@@ -195,16 +196,17 @@ def setup(config: str) -> tuple[Callable[[], None], Callable[[], int]]:
         def otel_flush() -> None:
             provider.force_flush(120_000)
 
-        return otel_flush, lambda: len(exporter.get_finished_spans())
+        return otel_flush, driver.draining_count(exporter)
     raise SystemExit(f"unknown configuration {config!r}")
 
 
-def worker(config: str, variants: list[str], calls: int, warmup: int) -> dict[str, Any]:
+def session(config: str) -> driver.Block:
+    """Set `config` up in this worker; one timed block per call of what it returns."""
     # Build the workloads first: the index build is not what we measure.
     workloads = build_workloads()
     flush, count = setup(config)
-    out: dict[str, Any] = {}
-    for variant in variants:
+
+    def block(variant: str, calls: int, warmup: int) -> dict[str, float]:
         fn = workloads[variant]
         n = max(1, int(calls * SCALE[variant]))
         for _ in range(max(1, int(warmup * SCALE[variant]))):
@@ -219,12 +221,13 @@ def worker(config: str, variants: list[str], calls: int, warmup: int) -> dict[st
         t1 = time.perf_counter()
         flush()
         cpu1 = driver.total_cpu()
-        out[variant] = {
+        return {
             "wall_us": (t1 - t0) / n * 1e6,
             "cpu_us": (cpu1 - cpu0) / n * 1e6,
             "spans_per_call": (count() - before) / n,
         }
-    return out
+
+    return block
 
 
 # -- the driver --------------------------------------------------------------------------------
@@ -233,7 +236,7 @@ def worker(config: str, variants: list[str], calls: int, warmup: int) -> dict[st
 def main() -> int:
     options = driver.parse_options(__doc__, CONFIGS, VARIANTS, COUNT, WARMUP)
     if options.worker:
-        return driver.serve_worker(worker, options)
+        return driver.serve_worker(session, options)
 
     env = {"OTEL_SDK_DISABLED": "false", **os.environ}  # the OTel SDK on unless the caller turned it off
     results = driver.run_rounds(__file__, options, env)

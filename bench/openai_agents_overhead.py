@@ -4,9 +4,10 @@
     python bench/openai_agents_overhead.py --quick    # a smoke run: small counts, 2 rounds
 
 Every configuration runs in its own subprocess (a fresh interpreter: the SDK's processor list
-and OpenInference's instrumentor are process-wide), configurations alternate order from round
-to round, and the table shows medians over rounds of the per-run overhead against "no extra
-processor" measured in the same round. Two figures per cell:
+and OpenInference's instrumentor are process-wide), kept for the whole run; in every round each
+variant is timed in every configuration back to back, in an order that alternates (see
+`_overhead.py`), and the table shows medians over rounds of the per-run overhead against "no
+extra processor" measured in the same round. Two figures per cell:
 
 - wall: the application's per-run latency (the timed loop only);
 - app: CPU of the application's thread per run (`time.thread_time`): what the processor costs
@@ -261,41 +262,40 @@ def setup(config: str) -> tuple[Callable[[], None], Callable[[], int]]:
         def otel_flush() -> None:
             provider.force_flush(120_000)
 
-        return otel_flush, lambda: len(exporter.get_finished_spans())
+        return otel_flush, driver.draining_count(exporter)
     raise SystemExit(f"unknown configuration {config!r}")
 
 
-def worker(config: str, variants: list[str], runs: int, warmup: int) -> dict[str, Any]:
+def session(config: str) -> driver.Block:
+    """Set `config` up in this worker; one timed block per call of what it returns."""
     flush, count = setup(config)
     workloads = build_workloads()
     loop = asyncio.new_event_loop()
-    out: dict[str, Any] = {}
-    try:
-        for variant in variants:
-            fn = workloads[variant]
-            for _ in range(warmup):
-                loop.run_until_complete(fn())
-            flush()
-            before = count()
-            gc.collect()
-            cpu0 = driver.total_cpu()
-            app0 = time.thread_time()
-            t0 = time.perf_counter()
-            for _ in range(runs):
-                loop.run_until_complete(fn())
-            t1 = time.perf_counter()
-            app1 = time.thread_time()
-            flush()
-            cpu1 = driver.total_cpu()
-            out[variant] = {
-                "wall_us": (t1 - t0) / runs * 1e6,
-                "app_us": (app1 - app0) / runs * 1e6,
-                "cpu_us": (cpu1 - cpu0) / runs * 1e6,
-                "spans_per_run": (count() - before) / runs,
-            }
-    finally:
-        loop.close()
-    return out
+
+    def block(variant: str, runs: int, warmup: int) -> dict[str, float]:
+        fn = workloads[variant]
+        for _ in range(warmup):
+            loop.run_until_complete(fn())
+        flush()
+        before = count()
+        gc.collect()
+        cpu0 = driver.total_cpu()
+        app0 = time.thread_time()
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            loop.run_until_complete(fn())
+        t1 = time.perf_counter()
+        app1 = time.thread_time()
+        flush()
+        cpu1 = driver.total_cpu()
+        return {
+            "wall_us": (t1 - t0) / runs * 1e6,
+            "app_us": (app1 - app0) / runs * 1e6,
+            "cpu_us": (cpu1 - cpu0) / runs * 1e6,
+            "spans_per_run": (count() - before) / runs,
+        }
+
+    return block
 
 
 # -- the driver --------------------------------------------------------------------------------
@@ -304,7 +304,7 @@ def worker(config: str, variants: list[str], runs: int, warmup: int) -> dict[str
 def main() -> int:
     options = driver.parse_options(__doc__, CONFIGS, VARIANTS, COUNT, WARMUP)
     if options.worker:
-        return driver.serve_worker(worker, options)
+        return driver.serve_worker(session, options)
 
     # The SDK's exporter is never registered; dropping its key and its off switch is belt and braces.
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_AGENTS_DISABLE_TRACING")}
