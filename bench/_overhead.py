@@ -2,13 +2,13 @@
 
 Each configuration is measured in a worker of its own: the benchmark's script, started again in a
 fresh interpreter with `--worker CONFIG`, sets the configuration up once and then runs one timed
-block per variant name it reads on stdin, answering each with a JSON line. The driver keeps one
-worker per configuration alive for the whole run and interleaves their blocks: in every round,
-each variant is measured in every configuration back to back, in an order that changes from
-variant to variant and round to round, so that a configuration and the baseline it is compared
-with are measured seconds apart, not a whole round apart, and drift (other load on the machine,
-thermal, caches) does not always favour the same configuration. The tables show medians over
-rounds of "configuration minus baseline" in the same round.
+block per variant name it reads on stdin, answering each with a JSON line. Every round starts a
+worker per configuration and interleaves their blocks: each variant is measured in every
+configuration back to back, in an order that changes from variant to variant and round to
+round. A configuration and the baseline it is compared with are so measured seconds apart, not
+a whole round apart, drift (other load on the machine, thermal, caches) does not always favour
+the same configuration, and neither does a process's own speed (fresh processes each round).
+The tables show medians over rounds of "configuration minus baseline" in the same round.
 
     import _overhead as driver
 
@@ -174,8 +174,9 @@ def total_cpu() -> float:
 def draining_count(exporter: Any) -> Callable[[], int]:
     """A count of the spans an OTel `InMemorySpanExporter` received so far that empties it each time.
 
-    A worker lives for the whole run: an exporter that kept every span would grow its process's
-    heap round after round (and its garbage collections with it). Call it after a flush only.
+    A worker serves one block per variant: an exporter that kept every span would grow its
+    process's heap from block to block (and its garbage collections with it). Call it after a
+    flush only.
     """
     total = 0
 
@@ -268,29 +269,31 @@ def round_order(configs: Sequence[str], turn: int) -> list[str]:
 def run_rounds(script: str, options: Options, env: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
     """Measure every variant of every configuration once per round, interleaved; `{config: [figures per round]}`.
 
-    One worker of `script` per configuration (started with `env`) serves all its blocks. The dict
-    keeps the order of `options.configs`, so it prints (and dumps to JSON) in the order asked for.
-    Progress goes to stderr, a line per variant and round.
+    Each round starts a fresh worker of `script` per configuration (with `env`): a process's own
+    speed (its memory layout, hash seed) then varies from round to round instead of favouring one
+    configuration for the whole run. Within the round each variant is timed in every
+    configuration back to back. The dict keeps the order of `options.configs`, so it prints (and
+    dumps to JSON) in the order asked for. Progress goes to stderr, a line per variant and round.
     """
     configs, variants = options.configs, options.variants
     args = options.worker_args()
-    workers: dict[str, _Worker] = {}
-    try:
-        for config in configs:
-            workers[config] = _Worker(script, config, args, env)
-        results: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
-        for r in range(options.rounds):
+    results: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+    for r in range(options.rounds):
+        workers: dict[str, _Worker] = {}
+        try:
+            for config in configs:
+                workers[config] = _Worker(script, config, args, env)
             figures: dict[str, dict[str, Any]] = {c: {} for c in configs}
             for i, variant in enumerate(variants):
                 for config in round_order(configs, r * len(variants) + i):
                     figures[config][variant] = workers[config].run(variant)
                 print(f"round {r + 1}/{options.rounds}: {variant} done", file=sys.stderr)
-            for config in configs:
-                results[config].append(figures[config])
-        return results
-    finally:
-        for worker in workers.values():
-            worker.close()
+        finally:
+            for worker in workers.values():
+                worker.close()
+        for config in configs:
+            results[config].append(figures[config])
+    return results
 
 
 def median_baseline(results: Results, variant: str, key: str) -> float:

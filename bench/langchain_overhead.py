@@ -4,7 +4,7 @@
     python bench/langchain_overhead.py --quick    # a smoke run: small counts, 2 rounds
 
 Every configuration runs in its own subprocess (a fresh interpreter, so global instrumentors do
-not leak into each other), kept for the whole run; in every round each variant is timed in every
+not leak into each other), started again each round; in every round each variant is timed in every
 configuration back to back, in an order that alternates (see `_overhead.py`), and the table
 shows medians over rounds of the per-call overhead against "no tracing" measured in the same
 round. Two figures per cell:

@@ -4,7 +4,7 @@
     python bench/llamaindex_overhead.py --quick    # a smoke run: small counts, 2 rounds
 
 Every configuration runs in its own subprocess (a fresh interpreter, so the global dispatcher's
-handlers do not leak between configurations), kept for the whole run; in every round each
+handlers do not leak between configurations), started again each round; in every round each
 variant is timed in every configuration back to back, in an order that alternates (see
 `_overhead.py`), and the table shows medians over rounds of the per-call overhead against "no
 instrumentation" measured in the same round. Two figures per cell:

@@ -4,7 +4,7 @@
     python bench/openai_agents_overhead.py --quick    # a smoke run: small counts, 2 rounds
 
 Every configuration runs in its own subprocess (a fresh interpreter: the SDK's processor list
-and OpenInference's instrumentor are process-wide), kept for the whole run; in every round each
+and OpenInference's instrumentor are process-wide), started again each round; in every round each
 variant is timed in every configuration back to back, in an order that alternates (see
 `_overhead.py`), and the table shows medians over rounds of the per-run overhead against "no
 extra processor" measured in the same round. Two figures per cell:
