@@ -31,6 +31,7 @@ from llmobs.core.evaluation_worker import EvaluationWorker
 from llmobs.core.model import MODEL_KINDS, Span, SpanKind, sanitize_span_fields
 from llmobs.core.pricing import Pricer
 from llmobs.core.sinks.base import Sink
+from llmobs.core.threads import leave_signals_to_main_thread
 
 logger = logging.getLogger("llmobs")
 
@@ -228,6 +229,7 @@ class Pipeline:
         self._thread.start()
 
     def _run(self) -> None:
+        leave_signals_to_main_thread()
         while True:
             self._wake.wait(self._interval)
             self._wake.clear()

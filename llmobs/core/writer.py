@@ -404,6 +404,9 @@ def main() -> None:
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        # Started from llmobs' pipeline thread, which blocks the application's signals: not here.
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
     raise SystemExit(_serve(sys.stdin.buffer, sys.stdout.buffer))
 
 

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 import llmobs
 from llmobs.core import store
 from llmobs.core.model import Span, Usage
+from llmobs.core.runtime import get_runtime
 from llmobs.core.sinks import SQLiteSink
 
 RECORD_SPANS = textwrap.dedent(
@@ -120,6 +122,32 @@ def test_trace_id_prefixes(isolated_llmobs: Path) -> None:
 def test_a_missing_store_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(store.StoreError, match="no llmobs store at"):
         store.connect(tmp_path / "nope.db", readonly=True)
+
+
+def blocked_signals(pid: int, tid: int | None = None) -> int:
+    """The signal mask (SigBlk) of a process, or of one of its threads, from /proc."""
+    path = f"/proc/{pid}/task/{tid}/status" if tid is not None else f"/proc/{pid}/status"
+    status = Path(path).read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread signal masks from Linux /proc")
+def test_signals_reach_the_main_thread_not_ours(isolated_llmobs: Path) -> None:
+    # The kernel hands a process's signal to any thread not blocking it; one that lands on our
+    # pipeline thread would not wake the main thread from a sleep, and a SIGTERM handler would
+    # wait for the sleep to end (the SIGTERM test below hung that way, now and then).
+    llmobs.configure(flush_interval=60)
+    with llmobs.span("x"):
+        pass
+    assert llmobs.flush(timeout=10)
+    thread = get_runtime().pipeline._thread
+    assert thread is not None and thread.native_id is not None
+    both = (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGINT - 1))
+    assert blocked_signals(os.getpid(), thread.native_id) & both == both
+    assert blocked_signals(os.getpid(), threading.main_thread().native_id) & both == 0
+    # The store's writer process, started from that thread, does not inherit its mask.
+    writer_pid = llmobs.health()["sinks"]["sqlite"]["writer_pid"]
+    assert writer_pid is not None and blocked_signals(writer_pid) == 0
 
 
 def test_sigterm_flushes_what_was_recorded_then_dies_of_sigterm(isolated_llmobs: Path) -> None:

@@ -36,6 +36,7 @@ from llmobs.core.otlp.destinations import (
 )
 from llmobs.core.otlp.encode import encode_spans
 from llmobs.core.sinks.base import Sink
+from llmobs.core.threads import leave_signals_to_main_thread
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -195,6 +196,7 @@ class OTLPSink(Sink):
     # -- the exporter thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        leave_signals_to_main_thread()
         while True:
             with self._cond:
                 while not self._closed and (not self._pending or self._failing()):
