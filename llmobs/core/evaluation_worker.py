@@ -37,7 +37,6 @@ from llmobs.core.evaluation import (
     set_context,
 )
 from llmobs.core.model import MODEL_KINDS, ErrorInfo, Evaluation, Span, SpanKind, Status
-from llmobs.core.threads import leave_signals_to_main_thread
 from llmobs.core.tracer import new_span_id, suppress_tracing
 
 logger = logging.getLogger("llmobs")
@@ -91,7 +90,6 @@ class _Runner:
         self._wake.set()
 
     def _run(self) -> None:
-        leave_signals_to_main_thread()
         while True:
             self._wake.wait()
             self._wake.clear()
@@ -255,7 +253,6 @@ class EvaluationWorker:
     # -- the worker's side ---------------------------------------------------------------------
 
     def _run(self) -> None:
-        leave_signals_to_main_thread()
         while True:
             self._wake.wait(0.5)
             self._wake.clear()

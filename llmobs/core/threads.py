@@ -20,6 +20,9 @@ def leave_signals_to_main_thread() -> None:
     thread does not interrupt what the main thread is blocked in (`time.sleep`, `select`, a
     lock): the handler, a SIGTERM handler for instance, would wait until that call returns on its
     own, which can be minutes. Blocked in our threads, the signal goes to a thread that can act.
+
+    Only for threads that run llmobs' own code: a subprocess inherits the mask of the thread
+    that starts it, so threads that run the user's code (evaluators) keep theirs.
     """
     if not hasattr(signal, "pthread_sigmask"):  # Windows: no process-directed POSIX signals
         return
