@@ -145,14 +145,16 @@ class SQLiteSink(Sink):
     def write(self, spans: Sequence[Span]) -> None:
         if not spans:
             return
-        raw = self._policy is not None
+        # The policy these spans still need (applied by the writer process, or here): read once,
+        # so that a batch and what is kept of it until confirmed agree.
+        policy = self._policy
         if self.writer_mode == "process":
             with self._lock:
                 if self._inline_reason is None:
-                    spans = self._send(list(spans), raw)
+                    spans = self._send(list(spans), policy)
                     if not spans:
                         return
-        self._write_inline(spans, raw)
+        self._write_inline(spans, policy)
 
     def flush(self) -> None:
         with self._lock:
@@ -205,7 +207,7 @@ class SQLiteSink(Sink):
 
     # -- the writer process ----------------------------------------------------------------------
 
-    def _send(self, spans: list[Span], raw: bool) -> list[Span]:
+    def _send(self, spans: list[Span], policy: ContentPolicy | None) -> list[Span]:
         """Hand the batch to the writer process; what it could not take, for writing here."""
         from llmobs.core.writer import StoreWriter, WriterGone
 
@@ -223,13 +225,13 @@ class SQLiteSink(Sink):
             # A new child (after a fork, or a restart): its counters start from zero.
             self._fold_status()
         try:
-            payload, rest = writer.send(spans, raw=raw)
+            payload, rest = writer.send(spans, raw=policy is not None)
         except WriterGone as exc:
             self._lost_writer(exc)
             return spans
         if payload is not None:
             self._frames_sent += 1
-            self._unconfirmed.append((self._frames_sent, payload, self._policy if raw else None))
+            self._unconfirmed.append((self._frames_sent, payload, policy))
         return rest
 
     def _on_status(self, status: Mapping[str, Any]) -> None:
@@ -286,10 +288,8 @@ class SQLiteSink(Sink):
             self._conn = store.connect(self.path, busy_timeout_s=self.busy_timeout_s)
         return self._conn
 
-    def _write_inline(self, spans: Sequence[Span], raw: bool) -> None:
-        if raw:
-            policy = self._policy
-            assert policy is not None
+    def _write_inline(self, spans: Sequence[Span], policy: ContentPolicy | None) -> None:
+        if policy is not None:
             for span in spans:
                 policy.apply(span)
         self._commit(lambda conn: store.insert_spans(conn, spans, busy_timeout_s=self.busy_timeout_s), len(spans))
