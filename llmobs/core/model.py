@@ -65,11 +65,20 @@ class Usage:
 
     def to_dict(self) -> dict[str, int]:
         """The JSON form: only the counts that are known."""
+        # Spelled out: this runs for every model span on the pipeline thread.
         out: dict[str, int] = {}
-        for name in _USAGE_FIELDS:
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
+        if self.input_tokens is not None:
+            out["input_tokens"] = self.input_tokens
+        if self.output_tokens is not None:
+            out["output_tokens"] = self.output_tokens
+        if self.total_tokens is not None:
+            out["total_tokens"] = self.total_tokens
+        if self.cache_read_tokens is not None:
+            out["cache_read_tokens"] = self.cache_read_tokens
+        if self.cache_write_tokens is not None:
+            out["cache_write_tokens"] = self.cache_write_tokens
+        if self.reasoning_tokens is not None:
+            out["reasoning_tokens"] = self.reasoning_tokens
         return out
 
     @classmethod
@@ -120,18 +129,38 @@ def sanitized_usage(usage: Any) -> Usage | None:
     """
     if not isinstance(usage, Usage):
         return None
-    counts = [getattr(usage, name) for name in _USAGE_FIELDS]
-    if all(c is None or (type(c) is int and 0 <= c <= _MAX_TOKEN_COUNT) for c in counts):
-        inp, out, _, cache_read, cache_write, reasoning = counts
-        if (
+    inp = usage.input_tokens
+    out = usage.output_tokens
+    total = usage.total_tokens
+    cache_read = usage.cache_read_tokens
+    cache_write = usage.cache_write_tokens
+    reasoning = usage.reasoning_tokens
+    # The common case, checked without a call per count: every count an int in range (or
+    # None), the parts within their wholes, the total at least input plus output.
+    if (
+        (inp is None or (type(inp) is int and 0 <= inp <= _MAX_TOKEN_COUNT))
+        and (out is None or (type(out) is int and 0 <= out <= _MAX_TOKEN_COUNT))
+        and (total is None or (type(total) is int and 0 <= total <= _MAX_TOKEN_COUNT))
+        and (cache_read is None or (type(cache_read) is int and 0 <= cache_read <= _MAX_TOKEN_COUNT))
+        and (cache_write is None or (type(cache_write) is int and 0 <= cache_write <= _MAX_TOKEN_COUNT))
+        and (reasoning is None or (type(reasoning) is int and 0 <= reasoning <= _MAX_TOKEN_COUNT))
+        and (
             (cache_read is None and cache_write is None)
             if inp is None
             else ((cache_read is None or cache_read <= inp) and (cache_write is None or cache_write <= inp))
-        ) and (reasoning is None if out is None else (reasoning is None or reasoning <= out)):
-            total = counts[2]
-            if total is None or total >= (inp or 0) + (out or 0):
-                return usage  # the common case: nothing to fix
-    clean = Usage(*(_token_count(c) for c in counts))
+        )
+        and (reasoning is None if out is None else (reasoning is None or reasoning <= out))
+        and (total is None or total >= (inp or 0) + (out or 0))
+    ):
+        return usage  # nothing to fix
+    clean = Usage(
+        _token_count(inp),
+        _token_count(out),
+        _token_count(total),
+        _token_count(cache_read),
+        _token_count(cache_write),
+        _token_count(reasoning),
+    )
     inp, out = clean.input_tokens, clean.output_tokens
     # A part is only meaningful within a known whole (genai-prices refuses it otherwise).
     if clean.cache_read_tokens is not None and (inp is None or clean.cache_read_tokens > inp):
@@ -162,12 +191,19 @@ def sanitize_span_fields(span: Span) -> None:
     time to first token a non-negative number. The pipeline calls this once per span, after the
     integration's deferred extraction and before pricing.
     """
-    for name in ("provider", "model", "response_model"):
-        value = getattr(span, name)
-        if value is not None and type(value) is not str:
-            setattr(span, name, _text_or_none(value))
-    if type(span.name) is not str or not span.name:
-        span.name = _text_or_none(span.name) or span.kind.value
+    # Attribute by attribute, not a loop over names: this runs for every span.
+    value: Any = span.provider
+    if value is not None and type(value) is not str:
+        span.provider = _text_or_none(value)
+    value = span.model
+    if value is not None and type(value) is not str:
+        span.model = _text_or_none(value)
+    value = span.response_model
+    if value is not None and type(value) is not str:
+        span.response_model = _text_or_none(value)
+    value = span.name
+    if type(value) is not str or not value:
+        span.name = _text_or_none(value) or span.kind.value
     if span.usage is not None:
         span.usage = sanitized_usage(span.usage)
     ttft = span.ttft_ms

@@ -383,14 +383,20 @@ def _serialise(spans: Sequence[Span]) -> tuple[bytes | None, list[Span]]:
     outlive young garbage collections and be promoted, and bring on full ones in the application.
     """
     dumps = orjson.dumps
-    options = orjson.OPT_NON_STR_KEYS
+    non_str_keys = orjson.OPT_NON_STR_KEYS
     parts: list[bytes] = []
     rest: list[Span] = []
     for span in spans:
+        record = span.to_dict()
         try:
-            parts.append(dumps(span.to_dict(), default=_plain, option=options))
+            # orjson's default path is faster; a mapping with a key that is not a string (raw
+            # content, before the policy) takes the slower one that turns keys into strings.
+            parts.append(dumps(record, default=_plain))
         except (TypeError, orjson.JSONEncodeError):
-            rest.append(span)
+            try:
+                parts.append(dumps(record, default=_plain, option=non_str_keys))
+            except (TypeError, orjson.JSONEncodeError):
+                rest.append(span)
     if not parts:
         return None, rest
     return b"[" + b",".join(parts) + b"]", rest
