@@ -63,6 +63,8 @@ REQUEST_PARAMS = (
     "reasoning_effort",
 )
 
+_REQUEST_PARAM_NAMES = frozenset(REQUEST_PARAMS)
+
 #: Attribute keys this integration writes besides the conventional ones.
 ATTR_REQUEST = "request"
 ATTR_FINISH_REASONS = "finish_reasons"
@@ -200,15 +202,16 @@ def _common(run: RunRecord, span: Span) -> None:
     if not metadata:
         return
     kept = {k: v for k, v in metadata.items() if not (k.startswith("ls_") or k == "lc_versions")}
-    if kept:
-        attributes[ATTR_METADATA] = kept
+    if not kept:
+        return  # LangChain's own ls_* keys only: no session or user either
+    attributes[ATTR_METADATA] = kept
     for key in SESSION_KEYS:
-        value = metadata.get(key)
+        value = kept.get(key)
         if value is not None:
             attributes[ATTR_SESSION_ID] = str(value)
             break
     for key in USER_KEYS:
-        value = metadata.get(key)
+        value = kept.get(key)
         if value is not None:
             attributes[ATTR_USER_ID] = str(value)
             break
@@ -219,7 +222,7 @@ def _common(run: RunRecord, span: Span) -> None:
 
 def _llm(run: RunRecord, span: Span) -> None:
     metadata = run.metadata or {}
-    params = run.params if isinstance(run.params, Mapping) else {}
+    params = _mapping(run.params)
     chat = not run.text_prompts
     span.input = [message_dict(m) for m in run.inputs] if chat else list(run.inputs or ())
     span.provider = provider_name(metadata.get("ls_provider"))
@@ -257,7 +260,8 @@ def _llm(run: RunRecord, span: Span) -> None:
     if finish is not None:
         span.attributes[ATTR_FINISH_REASONS] = [str(finish)]
 
-    request = {k: params[k] for k in REQUEST_PARAMS if params.get(k) is not None}
+    # Over the call's parameters (a handful), not over every parameter name we know.
+    request = {k: v for k, v in params.items() if v is not None and k in _REQUEST_PARAM_NAMES}
     for key, meta_key in (("temperature", "ls_temperature"), ("max_tokens", "ls_max_tokens")):
         if key not in request and metadata.get(meta_key) is not None:
             request[key] = metadata[meta_key]
@@ -279,7 +283,7 @@ def _first_generation(response: Any) -> Any:
 
 def usage_from_metadata(usage: Any) -> Usage | None:
     """A `Usage` from LangChain's `UsageMetadata` (input includes cache reads, output reasoning)."""
-    if not isinstance(usage, Mapping):
+    if type(usage) is not dict and not isinstance(usage, Mapping):
         return None
     inp = usage.get("input_tokens")
     out = usage.get("output_tokens")
@@ -321,7 +325,8 @@ def usage_from_token_usage(token_usage: Any) -> Usage | None:
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    # A dict is checked first: isinstance() against the Mapping ABC costs several times more.
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 def _sum(inp: Any, out: Any) -> Any:
