@@ -13,14 +13,16 @@ hook does the same when the process exits normally, so no span is lost at exit.
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +84,10 @@ class Pipeline:
         self._sink_keys = _unique_names(self.sinks)
         self.counters = Counters(sinks={key: SinkHealth() for key in self._sink_keys})
         self._max = max(1, settings.queue_size)
-        self._wake_at = max(1, settings.batch_size)
+        self._batch_size = max(1, settings.batch_size)
+        # The queue length at which `submit` wakes the worker: a full batch, or fewer when the
+        # garbage collector is about to promote what waits (`_drain_before_promotion`).
+        self._wake_at = self._batch_size
         self._interval = max(0.001, settings.flush_interval_s)
         self._queue: deque[Span | _FlushMarker] = deque()
         self._wake = threading.Event()
@@ -233,6 +238,7 @@ class Pipeline:
         while True:
             self._wake.wait(self._interval)
             self._wake.clear()
+            self._wake_at = self._batch_size
             try:
                 self._drain()
             except Exception as exc:  # pragma: no cover - _drain guards each step
@@ -246,7 +252,8 @@ class Pipeline:
                 self._write_evaluated()
             queue = self._queue
             batch: list[Span] = []
-            limit = self._wake_at
+            item: Span | _FlushMarker | None = None
+            limit = self._batch_size
             while queue:
                 item = queue.popleft()
                 if type(item) is _FlushMarker:
@@ -260,9 +267,14 @@ class Pipeline:
                 assert isinstance(item, Span)
                 batch.append(item)
                 if len(batch) >= limit:
+                    item = None
                     self._write(batch)
                     batch = []
+                    self._deliver()
+            item = None  # the last span popped: not held while the sinks deliver either
             self._write(batch)
+            batch = []
+            self._deliver()
 
     def _write(self, batch: list[Span]) -> None:
         if not batch:
@@ -274,6 +286,17 @@ class Pipeline:
             offer = evaluation.offer
             ready = [span for span in ready if not offer(span)]
         self._emit(ready)
+
+    def _deliver(self) -> None:
+        """Let each sink do its deferred I/O; the caller holds no span by now (see `Sink.deliver`)."""
+        for key, sink in zip(self._sink_keys, self.sinks, strict=True):
+            try:
+                sink.deliver()
+            except Exception as exc:
+                health = self.counters.sinks[key]
+                health.errors += 1
+                health.last_error = f"{type(exc).__name__}: {exc}"
+                self._warn_once(f"sink:{sink.name}", "llmobs: sink %s failed, its batch is lost: %s", sink.name, exc)
 
     def _write_evaluated(self) -> None:
         """Write the spans evaluation has finished with (already prepared)."""
@@ -425,5 +448,32 @@ def _after_fork() -> None:
 
 
 atexit.register(_shutdown_all)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
+
+# -- draining before the application's garbage collector promotes the queue --------------------
+
+#: Fewer spans than this waiting are not worth an early drain.
+DRAIN_BEFORE_PROMOTION_MIN = 16
+
+
+def _drain_before_promotion(phase: str, info: Mapping[str, int]) -> None:
+    """A `gc.callbacks` hook: when the next young collection will also collect the middle generation,
+    have each pipeline drain its queue before it.
+
+    What is alive at a middle collection is promoted to the old generation, and promotions are
+    what bring on the application's full collections (tens of ms each, with every object it
+    has). Queued spans hold what their integration will extract from, which would otherwise die
+    within milliseconds. The event is not set here: a collection can start inside `Event.set`
+    on this very thread, holding the lock it takes. Lowering the wake threshold has the next
+    `submit` set it.
+    """
+    if phase != "stop" or info.get("generation") != 0 or gc.get_count()[1] <= gc.get_threshold()[1]:
+        return
+    for pipeline in _live_pipelines:
+        queued = len(pipeline._queue)
+        if queued >= DRAIN_BEFORE_PROMOTION_MIN:
+            pipeline._wake_at = queued + 1
+
+
+# CPython's generational collector up to 3.13; 3.14's incremental one counts differently.
+if sys.implementation.name == "cpython" and sys.version_info < (3, 14):
+    gc.callbacks.append(_drain_before_promotion)

@@ -57,6 +57,11 @@ STALL_GRACE_S = 20.0
 START_TIMEOUT_S = 30.0
 #: Pipe buffer asked for on Linux (the default 64 KiB holds a few dozen spans).
 PIPE_BYTES = 1 << 20
+#: After a delivery, the child's status lines are read once this many deliveries went unread,
+#: or this long after the last read: each read is a system call, and each system call on the
+#: pipeline thread hands the GIL to the application and waits to get it back.
+READ_STATUS_EVERY = 8
+READ_STATUS_AFTER_S = 1.0
 _F_SETPIPE_SZ = 1031
 
 
@@ -108,33 +113,56 @@ class StoreWriter:
         self._pending = b""  # the end of a status line not read yet
         self._eof = False  # the child closed its end: it exited
         self._answered = False  # a status came from this child (it started and opened the store)
+        self._outbox: list[bytes] = []  # frames queued for the child, not written to it yet
+        self._unread = 0  # deliveries since the status lines were last read
+        self._read_at = 0.0  # when they were (time.monotonic())
 
     @property
     def pid(self) -> int | None:
         proc = self._proc
         return proc.pid if proc is not None and self._pid == os.getpid() else None
 
+    @property
+    def queued(self) -> bool:
+        """Whether batches wait for `deliver`."""
+        return bool(self._outbox)
+
     # -- sending -------------------------------------------------------------------------------
 
-    def send(self, spans: Sequence[Span], *, raw: bool) -> tuple[bytes | None, list[Span]]:
-        """Queue a batch for the child: the JSON sent (None if nothing was), and the spans it lacks.
+    def queue(self, spans: Sequence[Span], *, raw: bool) -> tuple[bytes | None, list[Span]]:
+        """Serialise a batch for the child: the JSON queued (None if nothing was), and the spans it lacks.
 
-        Raw batches are serialised with objects turned into JSON values the way the content
-        policy does (`model_dump`, dataclass fields, `to_dict`, else `repr`); a span whose content
-        JSON cannot hold (an integer beyond 64 bits, a reference cycle) is returned for the caller
-        to write in-process. Raises WriterGone when the child is not there to take the batch.
+        The batch waits in memory, as bytes, until `deliver`. Raw batches are serialised with
+        objects turned into JSON values the way the content policy does (`model_dump`, dataclass
+        fields, `to_dict`, else `repr`); a span whose content JSON cannot hold (an integer beyond
+        64 bits, a reference cycle) is returned for the caller to write in-process.
         """
         payload, rest = _serialise(spans)
         if payload is not None:
             with self._lock:
-                self._send_frame(RAW if raw else PREPARED, payload)
-                self._read_ready()
+                self._outbox.append(_HEAD.pack(RAW if raw else PREPARED, len(payload)))
+                self._outbox.append(payload)
         return payload, rest
+
+    def deliver(self) -> None:
+        """Write the queued batches to the child, in one write. Raises WriterGone.
+
+        Kept apart from `queue` because the write releases the GIL: the application thread runs
+        meanwhile, and whatever the caller still holds then (the batch's spans) outlives its young
+        garbage collections and gets promoted. The caller lets go of the spans first.
+        """
+        with self._lock:
+            if self._outbox:
+                self._send_queued()
+                self._unread += 1
+                if self._unread >= READ_STATUS_EVERY or time.monotonic() - self._read_at >= READ_STATUS_AFTER_S:
+                    self._read_ready()
 
     def flush(self, timeout: float | None = None) -> Mapping[str, Any]:
         """Wait until the child has committed every batch sent so far; its status. Raises WriterGone."""
         with self._lock:
-            self._send_frame(FLUSH, b"")
+            self._outbox.append(_HEAD.pack(FLUSH, 0))
+            self._send_queued()
             return self._answer(timeout)
 
     def close(self, timeout: float = 10.0) -> Mapping[str, Any] | None:
@@ -146,7 +174,8 @@ class StoreWriter:
                 return None
             status: Mapping[str, Any] | None = None
             try:
-                self._send_frame(QUIT, b"")
+                self._outbox.append(_HEAD.pack(QUIT, 0))
+                self._send_queued()
                 status = self._answer(timeout)
                 proc.wait(timeout)
             except (WriterGone, subprocess.TimeoutExpired):
@@ -218,9 +247,11 @@ class StoreWriter:
         self._write(proc, _HEAD.pack(CONFIG, len(body)) + body)
         return proc
 
-    def _send_frame(self, kind: bytes, payload: bytes) -> None:
-        proc = self._ensure()
-        self._write(proc, _HEAD.pack(kind, len(payload)) + payload)
+    def _send_queued(self) -> None:
+        """Write every queued frame to the child (starting it if needed)."""
+        data = b"".join(self._outbox)
+        self._outbox.clear()
+        self._write(self._ensure(), data)
 
     def _write(self, proc: subprocess.Popen[bytes], data: bytes) -> None:
         """Write all of `data` to the child, waiting while the pipe is full, at most a stall."""
@@ -283,6 +314,8 @@ class StoreWriter:
         if proc is None or proc.stdout is None:
             return []
         stream = proc.stdout
+        self._unread = 0
+        self._read_at = time.monotonic()
         statuses: list[Mapping[str, Any]] = []
         while not self._eof and self._peek_readable(stream):
             chunk = os.read(stream.fileno(), 65536)
@@ -321,6 +354,8 @@ class StoreWriter:
         """Forget the child: close our ends of its pipes and, unless in a forked copy, reap it."""
         proc = self._proc
         self._proc = None
+        # Queued frames die with the child: the owner keeps each batch until the child confirms it.
+        self._outbox.clear()
         self._pending = b""
         self._eof = False
         self._answered = False

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import sys
 import threading
+import time
+import weakref
 from collections.abc import Sequence
 
 import pytest
@@ -139,3 +143,65 @@ def test_shutdown_flushes_and_recording_starts_afresh(recorder: Recorder) -> Non
         pass
     assert llmobs.flush()
     assert llmobs.health()["exported"] == 1
+
+
+class Tag:
+    """Lives exactly as long as the span whose attributes hold it (a span takes no weak reference)."""
+
+
+class DeferringSink(Sink):
+    """Keeps `write` to bookkeeping and does its I/O in `deliver`, as the store's sink does."""
+
+    name = "deferring"
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.undelivered: list[weakref.ref[Tag]] = []
+        self.alive_at_delivery: list[int] = []
+
+    def write(self, spans: Sequence[Span]) -> None:
+        for span in spans:
+            self.names.append(span.name)
+            tag = span.attributes["tag"] = Tag()
+            self.undelivered.append(weakref.ref(tag))
+
+    def deliver(self) -> None:
+        if self.undelivered:
+            self.alive_at_delivery.append(sum(ref() is not None for ref in self.undelivered))
+            self.undelivered.clear()
+
+
+def test_sinks_deliver_once_the_pipeline_holds_none_of_the_batch() -> None:
+    # A delivery that releases the GIL lets the application run; spans still referenced then
+    # would outlive its young collections and be promoted.
+    sink = DeferringSink()
+    llmobs.configure(sinks=[sink], batch_size=8, flush_interval=60)
+    for i in range(20):
+        with llmobs.span(f"s{i}"):
+            pass
+    assert llmobs.flush()
+    assert sink.names == [f"s{i}" for i in range(20)]
+    assert sink.alive_at_delivery and set(sink.alive_at_delivery) == {0}
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="CPython 3.14's incremental collector counts differently")
+def test_the_queue_is_drained_before_the_garbage_collector_would_promote_it() -> None:
+    memory = MemorySink()
+    llmobs.configure(sinks=[memory], batch_size=10_000, flush_interval=60)
+    for i in range(20):
+        with llmobs.span(f"s{i}"):
+            pass
+    time.sleep(0.2)
+    assert memory.spans == []  # no batch is full and the timer is a minute away
+    # Young collections until the next one will collect the middle generation too.
+    threshold = gc.get_threshold()[1]
+    for _ in range(threshold + 2):
+        gc.collect(0)
+        if gc.get_count()[1] > threshold:
+            break
+    with llmobs.span("next"):  # the next span wakes the worker
+        pass
+    deadline = time.monotonic() + 10
+    while len(memory.spans) < 21 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [s.name for s in memory.spans] == [f"s{i}" for i in range(20)] + ["next"]

@@ -48,6 +48,15 @@ class Sink(abc.ABC):
     def write(self, spans: Sequence[Span]) -> None:
         """Deliver a batch. Spans are final: JSON-safe content, cost set where known."""
 
+    def deliver(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Do the I/O `write` left for later. The pipeline calls it once it no longer holds the spans.
+
+        A write that releases the GIL (a socket, a pipe) lets the application run while the
+        batch's spans are still referenced, and those then outlive the application's young
+        garbage collections. A sink may keep `write` to serialising and do the I/O here.
+        `flush` and `close` must deliver too.
+        """
+
     def flush(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Push out anything buffered. Called by `llmobs.flush()` and at exit."""
 

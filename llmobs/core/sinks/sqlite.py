@@ -151,15 +151,27 @@ class SQLiteSink(Sink):
         if self.writer_mode == "process":
             with self._lock:
                 if self._inline_reason is None:
-                    spans = self._send(list(spans), policy)
+                    spans = self._queue(spans, policy)
                     if not spans:
                         return
         self._write_inline(spans, policy)
 
+    def deliver(self) -> None:
+        with self._lock:
+            writer = self._writer
+            if writer is None:
+                return
+            from llmobs.core.writer import WriterGone
+
+            try:
+                writer.deliver()
+            except WriterGone as exc:
+                self._lost_writer(exc)
+
     def flush(self) -> None:
         with self._lock:
             writer = self._writer
-            if writer is None or writer.pid is None:
+            if writer is None or (writer.pid is None and not writer.queued):
                 return
             from llmobs.core.writer import WriterGone
 
@@ -207,9 +219,9 @@ class SQLiteSink(Sink):
 
     # -- the writer process ----------------------------------------------------------------------
 
-    def _send(self, spans: list[Span], policy: ContentPolicy | None) -> list[Span]:
-        """Hand the batch to the writer process; what it could not take, for writing here."""
-        from llmobs.core.writer import StoreWriter, WriterGone
+    def _queue(self, spans: Sequence[Span], policy: ContentPolicy | None) -> list[Span]:
+        """Queue the batch for the writer process (sent by `deliver`); what it could not take, for writing here."""
+        from llmobs.core.writer import StoreWriter
 
         writer = self._writer
         if writer is None:
@@ -224,11 +236,7 @@ class SQLiteSink(Sink):
         if writer.pid is None and self._status:
             # A new child (after a fork, or a restart): its counters start from zero.
             self._fold_status()
-        try:
-            payload, rest = writer.send(spans, raw=policy is not None)
-        except WriterGone as exc:
-            self._lost_writer(exc)
-            return spans
+        payload, rest = writer.queue(spans, raw=policy is not None)
         if payload is not None:
             self._frames_sent += 1
             self._unconfirmed.append((self._frames_sent, payload, policy))
