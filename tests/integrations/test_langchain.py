@@ -362,6 +362,9 @@ def test_stream_sets_ttft_and_usage(recorder: Recorder) -> None:
     assert llm.usage is not None and llm.usage.input_tokens == 1200 and llm.usage.reasoning_tokens == 120
     assert llm.output == {"role": "assistant", "content": "Paris is the capital. "}
     assert_priced(llm, "gpt-4o", "openai")
+    # Streamed runs start with a placeholder input; the spans keep what each step consumed.
+    assert recorder.by_name("RunnableSequence").input == {"q": "Capital?"}
+    assert recorder.by_name("StrOutputParser").input == {"role": "assistant", "content": "Paris is the capital. "}
 
 
 def test_astream_sets_ttft_and_usage(recorder: Recorder) -> None:
@@ -375,6 +378,7 @@ def test_astream_sets_ttft_and_usage(recorder: Recorder) -> None:
     llm = recorder.by_name("chat gpt-4o")
     assert llm.ttft_ms is not None and 0 <= llm.ttft_ms <= llm.duration_ms
     assert_priced(llm, "gpt-4o", "openai")
+    assert recorder.by_name("RunnableSequence").input == {"q": "Capital?"}
 
 
 def test_invoke_on_a_streaming_model_records_ttft(recorder: Recorder) -> None:

@@ -299,9 +299,11 @@ class CallbackHandler(BaseCallbackHandler):
 
     # -- ends ------------------------------------------------------------------------------------
 
-    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, inputs: Any = None, **kwargs: Any) -> None:
         try:
-            self._end(run_id, outputs)
+            # A streamed run starts with a placeholder input ({"input": ""}) and ends with the
+            # input it actually consumed, accumulated from the stream.
+            self._end(run_id, outputs, inputs)
         except Exception as exc:
             _fault("on_chain_end", exc)
 
@@ -329,9 +331,9 @@ class CallbackHandler(BaseCallbackHandler):
 
     # -- errors ----------------------------------------------------------------------------------
 
-    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, inputs: Any = None, **kwargs: Any) -> None:
         try:
-            self._fail(run_id, error, None)
+            self._fail(run_id, error, None, inputs)
         except Exception as exc:
             _fault("on_chain_error", exc)
 
@@ -396,15 +398,17 @@ class CallbackHandler(BaseCallbackHandler):
             return span, record
         return None
 
-    def _end(self, run_id: UUID, outputs: Any) -> None:
+    def _end(self, run_id: UUID, outputs: Any, inputs: Any = None) -> None:
         tracer = get_tracer()
         record = self._own_record(tracer, run_id)
         if record is None:
             return
         record.outputs = outputs
+        if inputs is not None:
+            record.inputs = inputs.copy() if type(inputs) is list else inputs
         tracer.end_span(run_id.int)
 
-    def _fail(self, run_id: UUID, error: BaseException, partial: Any) -> None:
+    def _fail(self, run_id: UUID, error: BaseException, partial: Any, inputs: Any = None) -> None:
         tracer = get_tracer()
         found = self._own_span(tracer, run_id)
         if found is None:
@@ -412,6 +416,8 @@ class CallbackHandler(BaseCallbackHandler):
         span, record = found
         if partial is not None:
             record.outputs = partial
+        if inputs is not None:
+            record.inputs = inputs.copy() if type(inputs) is list else inputs
         if _is_control_flow(error):
             # GraphInterrupt and friends pause or redirect a graph: the run ended, it did not fail.
             span.attributes[ATTR_INTERRUPTED] = type(error).__name__
