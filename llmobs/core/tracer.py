@@ -42,18 +42,12 @@ _TTL_SWEEP_EVERY = 256
 
 def new_trace_id() -> str:
     """A random W3C trace id: 32 lowercase hex characters, never all zeros."""
-    value = _getrandbits(128)
-    while not value:
-        value = _getrandbits(128)
-    return f"{value:032x}"
+    return f"{_getrandbits(128) or 1:032x}"
 
 
 def new_span_id() -> str:
     """A random W3C span id: 16 lowercase hex characters, never all zeros."""
-    value = _getrandbits(64)
-    while not value:
-        value = _getrandbits(64)
-    return f"{value:016x}"
+    return f"{_getrandbits(64) or 1:016x}"
 
 
 def current_span() -> Span | None:
@@ -156,17 +150,29 @@ class Tracer:
         """
         if _is_suppressed():
             return self._new_span(name, kind, framework, None, start_ns)
-        parent = None
-        if parent_key is not None:
-            entry = self._in_flight.get(parent_key)
-            if entry is not None:
-                parent = entry.span
-        span = self._new_span(name, kind, framework, parent, start_ns)
+        in_flight = self._in_flight
+        settings = self.settings
+        entry = in_flight.get(parent_key) if parent_key is not None else None
+        if entry is not None:
+            # A child of an in-flight span (most spans): `_new_span` inlined, positional in field order.
+            parent = entry.span
+            span = Span(
+                parent.trace_id,
+                new_span_id(),
+                name,
+                kind,
+                parent.span_id,
+                framework,
+                settings.service_name,
+                start_ns if start_ns is not None else _time_ns(),
+            )
+        else:
+            span = self._new_span(name, kind, framework, None, start_ns)
         previous = _current_span.get() if activate else None
         with self._lock:
-            self._in_flight[key] = _Entry(span, previous, activate, self._in_flight.get(key))
+            in_flight[key] = _Entry(span, previous, activate, in_flight.get(key))
             self._starts += 1
-            if len(self._in_flight) > self.settings.max_in_flight or not self._starts % _TTL_SWEEP_EVERY:
+            if len(in_flight) > settings.max_in_flight or not self._starts % _TTL_SWEEP_EVERY:
                 self._evict_locked()
         if activate:
             # Only once tracked: a span whose key was refused (unhashable) must not become current
@@ -181,9 +187,12 @@ class Tracer:
 
     def end_span(self, key: Hashable, *, end_ns: int | None = None) -> Span | None:
         """End the span keyed `key` and submit it. Returns it, or None if it is not in flight."""
-        entry = self._pop(key)
-        if entry is None:
-            return None
+        with self._lock:
+            entry = self._in_flight.pop(key, None)
+            if entry is None:
+                return None
+            if entry.shadowed is not None:
+                self._in_flight[key] = entry.shadowed
         span = entry.span
         if entry.activated:
             if _current_span.get() is span:
@@ -261,13 +270,6 @@ class Tracer:
             self.settings.service_name,
             start_ns if start_ns is not None else _time_ns(),
         )
-
-    def _pop(self, key: Hashable) -> _Entry | None:
-        with self._lock:
-            entry = self._in_flight.pop(key, None)
-            if entry is not None and entry.shadowed is not None:
-                self._in_flight[key] = entry.shadowed
-        return entry
 
     def _evict_locked(self) -> None:
         """Drop the oldest entries over the cap, and entries older than the TTL (lock held)."""

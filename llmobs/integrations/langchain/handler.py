@@ -62,20 +62,13 @@ def _is_control_flow(error: BaseException) -> bool:
     return any(cls.__name__ in _CONTROL_FLOW_BASES for cls in type(error).__mro__)
 
 
-def _start(
-    tracer: Tracer, run_id: UUID, parent_run_id: UUID | None, name: str, kind: SpanKind
-) -> tuple[Span, Span | None]:
-    """Start a run's span under its LangChain parent, or for a LangChain root, under what encloses it.
+def _start_root(tracer: Tracer, key: int, name: str, kind: SpanKind) -> tuple[Span, Span | None]:
+    """Start the span of a LangChain root run (keyed `key`) under what encloses it.
 
-    Returns the span and, for a root, the non-LangChain span it nests under (see
-    `RunRecord.context_parent`).
+    Returns the span and the non-LangChain span it nests under (see `RunRecord.context_parent`).
     """
-    # Spans are keyed by the run id's integer: a UUID key hashes through Python code every time.
-    key = run_id.int
-    if parent_run_id is not None:
-        return tracer.start_span(key, name, kind, FRAMEWORK, parent_run_id.int, activate=True), None
-    # A root for LangChain. Inside another runnable's body (a chain invoked with a fresh config
-    # from a tool, say), that runnable is the parent; LangChain just did not link them.
+    # Inside another runnable's body (a chain invoked with a fresh config from a tool, say),
+    # that runnable is the parent; LangChain just did not link them.
     config = var_child_runnable_config.get()
     if config:
         enclosing = getattr(config.get("callbacks"), "parent_run_id", None)
@@ -362,23 +355,22 @@ class CallbackHandler(BaseCallbackHandler):
         if run_id is self._stamped_run:
             self._stamped_run = None  # a reused run id starts a new run: its first token counts
         tracer = get_tracer()
-        if self._seen_by_another(tracer, run_id):
-            return None
-        span, record.context_parent = _start(tracer, run_id, parent_run_id, span_name, record.kind)
+        # Spans are keyed by the run id's integer: a UUID key hashes through Python code every time.
+        key = run_id.int
+        running = tracer.get_span(key)
+        if running is not None:
+            # Another CallbackHandler records this run when it started it (it got the event
+            # first). This handler seeing a run id still in flight is LangChain reusing a run id
+            # (a config carrying `run_id` used twice): a new run, and the tracer keeps both.
+            other = running.deferred
+            if type(other) is RunRecord and other.owner is not self:
+                return None
+        if parent_run_id is not None:
+            span = tracer.start_span(key, span_name, record.kind, FRAMEWORK, parent_run_id.int, activate=True)
+        else:
+            span, record.context_parent = _start_root(tracer, key, span_name, record.kind)
         span.deferred = record
         return span
-
-    def _seen_by_another(self, tracer: Tracer, run_id: UUID) -> bool:
-        """True when another CallbackHandler already records this run (it got the event first).
-
-        The same handler seeing a run id that is still in flight is LangChain reusing a run id
-        (a config carrying `run_id` used twice): that is a new run, and the tracer keeps both.
-        """
-        span = tracer.get_span(run_id.int)
-        if span is None:
-            return False
-        record = span.deferred
-        return type(record) is RunRecord and record.owner is not self
 
     def _own_record(self, tracer: Tracer, run_id: UUID) -> RunRecord | None:
         span = tracer.get_span(run_id.int)
@@ -400,13 +392,17 @@ class CallbackHandler(BaseCallbackHandler):
 
     def _end(self, run_id: UUID, outputs: Any, inputs: Any = None) -> None:
         tracer = get_tracer()
-        record = self._own_record(tracer, run_id)
-        if record is None:
+        key = run_id.int
+        span = tracer.get_span(key)
+        if span is None:
+            return
+        record = span.deferred
+        if type(record) is not RunRecord or record.owner is not self:
             return
         record.outputs = outputs
         if inputs is not None:
             record.inputs = inputs.copy() if type(inputs) is list else inputs
-        tracer.end_span(run_id.int)
+        tracer.end_span(key)
 
     def _fail(self, run_id: UUID, error: BaseException, partial: Any, inputs: Any = None) -> None:
         tracer = get_tracer()
