@@ -448,6 +448,8 @@ def _after_fork() -> None:
 
 
 atexit.register(_shutdown_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 # -- draining before the application's garbage collector promotes the queue --------------------
 

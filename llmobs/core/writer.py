@@ -57,8 +57,8 @@ STALL_GRACE_S = 20.0
 START_TIMEOUT_S = 30.0
 #: Pipe buffer asked for on Linux (the default 64 KiB holds a few dozen spans).
 PIPE_BYTES = 1 << 20
-#: After a delivery, the child's status lines are read once this many deliveries went unread,
-#: or this long after the last read: each read is a system call, and each system call on the
+#: After a delivery, the child's status lines are read once this many batches await theirs, or
+#: this long after the last read: each read is a system call, and each system call on the
 #: pipeline thread hands the GIL to the application and waits to get it back.
 READ_STATUS_EVERY = 8
 READ_STATUS_AFTER_S = 1.0
@@ -114,8 +114,8 @@ class StoreWriter:
         self._eof = False  # the child closed its end: it exited
         self._answered = False  # a status came from this child (it started and opened the store)
         self._outbox: list[bytes] = []  # frames queued for the child, not written to it yet
-        self._unread = 0  # deliveries since the status lines were last read
-        self._read_at = 0.0  # when they were (time.monotonic())
+        self._awaiting = 0  # batches written or queued whose status line has not been read
+        self._read_at = 0.0  # when status lines were last read (time.monotonic())
 
     @property
     def pid(self) -> int | None:
@@ -142,6 +142,7 @@ class StoreWriter:
             with self._lock:
                 self._outbox.append(_HEAD.pack(RAW if raw else PREPARED, len(payload)))
                 self._outbox.append(payload)
+                self._awaiting += 1
         return payload, rest
 
     def deliver(self) -> None:
@@ -154,9 +155,12 @@ class StoreWriter:
         with self._lock:
             if self._outbox:
                 self._send_queued()
-                self._unread += 1
-                if self._unread >= READ_STATUS_EVERY or time.monotonic() - self._read_at >= READ_STATUS_AFTER_S:
-                    self._read_ready()
+            # Called after every drain, idle ones included: the status of a batch is read within
+            # about READ_STATUS_AFTER_S of the child writing it, busy or not.
+            if self._awaiting and (
+                self._awaiting >= READ_STATUS_EVERY or time.monotonic() - self._read_at >= READ_STATUS_AFTER_S
+            ):
+                self._read_ready()
 
     def flush(self, timeout: float | None = None) -> Mapping[str, Any]:
         """Wait until the child has committed every batch sent so far; its status. Raises WriterGone."""
@@ -314,7 +318,6 @@ class StoreWriter:
         if proc is None or proc.stdout is None:
             return []
         stream = proc.stdout
-        self._unread = 0
         self._read_at = time.monotonic()
         statuses: list[Mapping[str, Any]] = []
         while not self._eof and self._peek_readable(stream):
@@ -331,6 +334,8 @@ class StoreWriter:
                     continue
                 self._answered = True
                 statuses.append(status)
+                if not status.get("answer") and self._awaiting:
+                    self._awaiting -= 1  # one status line per batch; answers are to F and Q
                 if self.on_status is not None:
                     self.on_status(status)
         return statuses
@@ -356,6 +361,7 @@ class StoreWriter:
         self._proc = None
         # Queued frames die with the child: the owner keeps each batch until the child confirms it.
         self._outbox.clear()
+        self._awaiting = 0
         self._pending = b""
         self._eof = False
         self._answered = False

@@ -129,6 +129,17 @@ def record(n: int, prefix: str = "s") -> None:
             pass
 
 
+def test_the_writers_reports_reach_health_without_a_flush(tmp_path: Path) -> None:
+    # Status lines are read every few batches, and within about a second when the app is idle.
+    llmobs.configure(db_path=tmp_path / "traces.db", flush_interval=0.01, batch_size=5)
+    record(12)
+    deadline = time.monotonic() + 10
+    while llmobs.health()["exported"] < 12 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert llmobs.health()["exported"] == 12
+    assert count_rows(tmp_path / "traces.db") == 12
+
+
 def test_a_killed_writer_is_replaced_and_its_unwritten_batches_are_written_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -248,7 +259,14 @@ def test_a_forked_process_gets_its_own_writer(tmp_path: Path) -> None:
     if pid == 0:  # pragma: no cover - the forked child reports through its exit status
         code = 1
         try:
+            before = llmobs.health()["processed"]
             record(10, "child")
+            # The child has a pipeline worker of its own: its spans go out without a flush.
+            deadline = time.monotonic() + 20
+            while llmobs.health()["processed"] < before + 10 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if llmobs.health()["processed"] < before + 10:
+                os._exit(4)
             ok = llmobs.flush(timeout=30)
             child_writer = writer_stats()["writer_pid"]
             code = 0 if ok and child_writer not in (None, parent_writer) else 3

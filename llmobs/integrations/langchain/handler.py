@@ -359,7 +359,7 @@ class CallbackHandler(BaseCallbackHandler):
         key = run_id.int
         running = tracer.get_span(key)
         if running is not None:
-            # Another CallbackHandler records this run when it started it (it got the event
+            # Another CallbackHandler that started this run records it (it got the event
             # first). This handler seeing a run id still in flight is LangChain reusing a run id
             # (a config carrying `run_id` used twice): a new run, and the tracer keeps both.
             other = running.deferred
