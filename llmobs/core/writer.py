@@ -63,6 +63,7 @@ PIPE_BYTES = 1 << 20
 READ_STATUS_EVERY = 8
 READ_STATUS_AFTER_S = 1.0
 _F_SETPIPE_SZ = 1031
+_READ_BYTES = 65536
 
 
 #: The child's program. The `llmobs` package is registered without running its `__init__` (the
@@ -192,9 +193,16 @@ class StoreWriter:
     def _ensure(self) -> subprocess.Popen[bytes]:
         proc = self._proc
         if proc is not None and self._pid == os.getpid():
-            if proc.poll() is None:
+            # Not proc.poll(): a system call, and each one on the pipeline thread hands the GIL
+            # to the application and waits to get it back. A child that has exited fails the
+            # write that follows (EPIPE), and `_write` says why it exited.
+            if proc.returncode is None and not self._eof:
                 return proc
-            reason = _exit_reason(proc, proc.returncode)
+            try:
+                code = proc.wait(1)
+            except subprocess.TimeoutExpired:
+                code = None
+            reason = _exit_reason(proc, code)
             self._discard()
             raise WriterGone(reason)
         if proc is not None:
@@ -226,10 +234,10 @@ class StoreWriter:
             )
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             raise WriterGone(f"cannot start the store writer process: {exc}") from exc
-        assert proc.stdin is not None and proc.stderr is not None
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(proc.stdin.fileno(), False)
-            os.set_blocking(proc.stderr.fileno(), False)
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        # All three ends non-blocking: a read of what the child wrote so far is one system call.
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            os.set_blocking(stream.fileno(), False)
         try:
             import fcntl
 
@@ -317,11 +325,17 @@ class StoreWriter:
         proc = self._proc
         if proc is None or proc.stdout is None:
             return []
-        stream = proc.stdout
+        fd = proc.stdout.fileno()
         self._read_at = time.monotonic()
         statuses: list[Mapping[str, Any]] = []
-        while not self._eof and self._peek_readable(stream):
-            chunk = os.read(stream.fileno(), 65536)
+        chunk = b""
+        while not self._eof:
+            if chunk and len(chunk) < _READ_BYTES:
+                break  # a short read took all there was: no second system call to learn that
+            try:
+                chunk = os.read(fd, _READ_BYTES)
+            except BlockingIOError:
+                break
             if not chunk:
                 self._eof = True
                 break
@@ -339,11 +353,6 @@ class StoreWriter:
                 if self.on_status is not None:
                     self.on_status(status)
         return statuses
-
-    @staticmethod
-    def _peek_readable(stream: IO[bytes]) -> bool:
-        ready, _, _ = select.select([stream.fileno()], [], [], 0)
-        return bool(ready)
 
     def _kill(self) -> None:
         proc = self._proc
