@@ -181,6 +181,9 @@ def compact(value: Any) -> Any:
 
 
 def _compact_one(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value  # without the isinstance checks below (pydantic classes: the ABC's slow path)
     if isinstance(value, BaseMessage):
         return message_dict(value)
     if isinstance(value, PromptValue):
