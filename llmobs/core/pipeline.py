@@ -293,10 +293,14 @@ class Pipeline:
             try:
                 sink.deliver()
             except Exception as exc:
-                health = self.counters.sinks[key]
-                health.errors += 1
-                health.last_error = f"{type(exc).__name__}: {exc}"
-                self._warn_once(f"sink:{sink.name}", "llmobs: sink %s failed, its batch is lost: %s", sink.name, exc)
+                self._sink_failed(key, sink, exc)
+
+    def _sink_failed(self, key: str, sink: Sink, exc: Exception) -> None:
+        """Count and report (once per sink) a batch a sink lost."""
+        health = self.counters.sinks[key]
+        health.errors += 1
+        health.last_error = f"{type(exc).__name__}: {exc}"
+        self._warn_once(f"sink:{sink.name}", "llmobs: sink %s failed, its batch is lost: %s", sink.name, exc)
 
     def _write_evaluated(self) -> None:
         """Write the spans evaluation has finished with (already prepared)."""
@@ -312,15 +316,12 @@ class Pipeline:
         counters = self.counters
         counters.processed += len(ready)
         for key, sink in zip(self._sink_keys, self.sinks, strict=True):
-            health = counters.sinks[key]
             try:
                 sink.write(ready)
             except Exception as exc:
-                health.errors += 1
-                health.last_error = f"{type(exc).__name__}: {exc}"
-                self._warn_once(f"sink:{sink.name}", "llmobs: sink %s failed, its batch is lost: %s", sink.name, exc)
+                self._sink_failed(key, sink, exc)
             else:
-                health.written += len(ready)
+                counters.sinks[key].written += len(ready)
 
     def _prepare(self, span: Span) -> bool:
         """Deferred extraction, pricing and content policy for one span. False drops it."""
