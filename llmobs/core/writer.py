@@ -11,8 +11,9 @@ Protocol. Parent to child: frames of one type byte, a 4-byte little-endian lengt
 
 - `C`: the configuration (JSON: store path, busy timeout, retention cap, content policy options),
   always the first frame;
-- `R`: a batch of raw spans (JSON list of `Span.to_dict()` forms) to which the child applies the
-  content policy; `P`: a batch already prepared (policy applied) by the parent;
+- `R`: a batch of raw spans (a JSON list of `Span.to_values()` arrays, read back into the JSON
+  form by `record_from_values`) to which the child applies the content policy; `P`: a batch
+  already prepared (policy applied) by the parent;
 - `F`: flush: the child answers with a status line once everything before it is committed;
 - `Q`: quit: as `F`, then the child exits.
 
@@ -45,7 +46,7 @@ from typing import IO, Any
 import orjson
 
 from llmobs.core.content import to_plain
-from llmobs.core.model import Span
+from llmobs.core.model import Span, record_from_values
 
 _HEAD = struct.Struct("<cI")
 CONFIG, RAW, PREPARED, FLUSH, QUIT = b"C", b"R", b"P", b"F", b"Q"
@@ -427,29 +428,35 @@ def _plain(value: Any) -> Any:
 
 
 def _serialise(spans: Sequence[Span]) -> tuple[bytes | None, list[Span]]:
-    """One JSON list of the spans' dict forms, and the spans that JSON could not hold.
+    """One JSON list of the spans' `to_values()`, and the spans that JSON could not hold.
 
-    Span by span, so only one span's dict form is alive at a time: a whole batch of them would
-    outlive young garbage collections and be promoted, and bring on full ones in the application.
+    `load_batch` reads it back. Span by span, so that only one span's values are alive at a time
+    (a whole batch of them would outlive young garbage collections and be promoted, and bring on
+    full ones in the application), and a span that JSON cannot hold is left out alone.
     """
     dumps = orjson.dumps
     non_str_keys = orjson.OPT_NON_STR_KEYS
     parts: list[bytes] = []
     rest: list[Span] = []
     for span in spans:
-        record = span.to_dict()
+        values = span.to_values()
         try:
             # orjson's default path is faster; a mapping with a key that is not a string (raw
             # content, before the policy) takes the slower one that turns keys into strings.
-            parts.append(dumps(record, default=_plain))
+            parts.append(dumps(values, default=_plain))
         except (TypeError, orjson.JSONEncodeError):
             try:
-                parts.append(dumps(record, default=_plain, option=non_str_keys))
+                parts.append(dumps(values, default=_plain, option=non_str_keys))
             except (TypeError, orjson.JSONEncodeError):
                 rest.append(span)
     if not parts:
         return None, rest
     return b"[" + b",".join(parts) + b"]", rest
+
+
+def load_batch(payload: bytes) -> list[dict[str, Any]]:
+    """The spans of a batch `_serialise` made, in their JSON form (`Span.to_dict()`'s)."""
+    return [record_from_values(values) for values in orjson.loads(payload)]
 
 
 # -- the child ---------------------------------------------------------------------------------
@@ -511,7 +518,7 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> int:
         counts["batches"] += 1
         try:
             # The spans stay in their JSON form: the policy and the rows work on it directly.
-            records = orjson.loads(payload)
+            records = load_batch(payload)
             if kind == RAW:
                 for record in records:
                     policy.apply_record(record)

@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmobs.core.model import Cost, ErrorInfo, Evaluation, Span, SpanKind, Status, Usage
+from llmobs.core.model import Cost, ErrorInfo, Evaluation, Span, SpanKind, Status, Usage, record_from_values
 
 CONTRACT_CHECKER = Path(__file__).resolve().parents[3] / "shared" / "tools" / "check_span_contract.py"
 
@@ -140,6 +141,16 @@ def test_round_trip_through_json_is_lossless(span: Span) -> None:
     back = Span.from_dict(json.loads(json.dumps(data)))
     assert back == span
     assert back.to_dict() == data
+
+
+@settings(max_examples=300, deadline=None)
+@given(spans())
+def test_values_sent_to_the_writer_process_read_back_as_the_json_form(span: Span) -> None:
+    # The store's writer process gets each span as `to_values()` over a pipe, in JSON.
+    values = orjson.loads(orjson.dumps(span.to_values()))
+    record = record_from_values(values)
+    assert record == span.to_dict()
+    assert list(record) == list(span.to_dict())  # the stored JSON keeps the contract's key order
 
 
 def test_json_form_of_a_priced_llm_span() -> None:

@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from llmobs.core import store
 from llmobs.core.config import DEFAULT_MAX_STORED_SPANS, default_db_path
 from llmobs.core.model import Span
@@ -280,11 +278,13 @@ class SQLiteSink(Sink):
             self._warn_once("writer", "llmobs: %s; spans it had not written are written in-process", exc)
 
     def _rewrite_unconfirmed(self) -> None:
+        from llmobs.core.writer import load_batch
+
         unconfirmed = list(self._unconfirmed)
         self._unconfirmed.clear()
         for _, payload, policy in unconfirmed:
             try:
-                self._write_records(orjson.loads(payload), policy)
+                self._write_records(load_batch(payload), policy)
             except store.StoreError as exc:
                 self._last_error = str(exc)
 
