@@ -11,9 +11,9 @@ Protocol. Parent to child: frames of one type byte, a 4-byte little-endian lengt
 
 - `C`: the configuration (JSON: store path, busy timeout, retention cap, content policy options),
   always the first frame;
-- `R`: a batch of raw spans (a JSON list of `Span.to_values()` arrays, read back into the JSON
-  form by `record_from_values`) to which the child applies the content policy; `P`: a batch
-  already prepared (policy applied) by the parent;
+- `R`: a batch of raw spans, to which the child applies the content policy; `P`: a batch
+  already prepared (policy applied) by the parent. Both are a JSON list of `Span.to_values()`
+  arrays, which `load_batch` reads back into the JSON form (`record_from_values`);
 - `F`: flush: the child answers with a status line once everything before it is committed;
 - `Q`: quit: as `F`, then the child exits.
 
