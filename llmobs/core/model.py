@@ -441,7 +441,8 @@ class Span:
 
         The store's writer process gets spans this way: building and serialising this tuple costs
         the pipeline thread a third of what `to_dict()` does, and that thread shares the GIL with
-        the application.
+        the application. Error, usage and cost are tuples of their fields in declaration order,
+        which `record_from_values` turns back into those classes' `to_dict()`.
         """
         usage = self.usage
         cost = self.cost
@@ -524,16 +525,12 @@ def record_from_values(values: Sequence[Any]) -> dict[str, Any]:
         "end_ns": end_ns,
         "duration_ms": (end_ns - start_ns) / 1e6,
         "status": status,
-        "error": {"type": error[0], "message": error[1]} if error is not None else None,
+        "error": ErrorInfo(*error).to_dict() if error is not None else None,
         "provider": provider,
         "model": model,
         "response_model": response_model,
-        "usage": {k: v for k, v in zip(_USAGE_FIELDS, usage, strict=True) if v is not None}
-        if usage is not None
-        else None,
-        "cost": {"input_usd": cost[0], "output_usd": cost[1], "total_usd": cost[2], "source": cost[3]}
-        if cost is not None
-        else None,
+        "usage": Usage(*usage).to_dict() if usage is not None else None,
+        "cost": Cost(*cost).to_dict() if cost is not None else None,
         "ttft_ms": ttft_ms,
         "input": input_,
         "output": output,
