@@ -354,8 +354,9 @@ class Span:
     evaluations: list[Evaluation] | None = None
     # Not part of the contract: work an integration defers from the application's thread to the
     # pipeline thread (extracting usage from a response object, say). The pipeline runs it once,
-    # before pricing, and clears it.
-    deferred: Callable[[Span], None] | None = field(default=None, compare=False, repr=False)
+    # before pricing, and clears it; or, when the store's writer process finishes the span,
+    # replaces it with the encoded payload (`offload.Offloaded`) that process reads.
+    deferred: Callable[[Span], None] | Any = field(default=None, compare=False, repr=False)
     # Not part of the contract either: the span that was current before this one was activated,
     # kept when this one ends before it. A context that still holds this span as current (one
     # whose reset happened in a copy of it) resumes there; see `tracer.current_span`.

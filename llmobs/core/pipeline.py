@@ -30,14 +30,13 @@ from llmobs.core.config import Settings
 from llmobs.core.content import ContentPolicy
 from llmobs.core.evaluation import Evaluator
 from llmobs.core.evaluation_worker import EvaluationWorker
-from llmobs.core.model import MODEL_KINDS, Span, SpanKind, sanitize_span_fields
+from llmobs.core.model import Span
+from llmobs.core.offload import Offloaded, finish_fields
 from llmobs.core.pricing import Pricer
 from llmobs.core.sinks.base import Sink
 from llmobs.core.threads import leave_signals_to_main_thread
 
 logger = logging.getLogger("llmobs")
-
-_EVALUATOR = SpanKind.EVALUATOR
 
 
 class _FlushMarker:
@@ -104,6 +103,9 @@ class Pipeline:
         # A lone sink that applies the content policy itself (in the store's writer process)
         # takes spans raw: the policy's Python walk then stays off the GIL this process shares.
         self._raw = len(self.sinks) == 1 and self._ask_raw(self.sinks[0], policy)
+        # ... and one that also finishes offloaded spans (`core/offload.py`) takes their payloads
+        # as JSON: extraction, sanitising and pricing then run on that process's GIL too.
+        self._offload = self._raw and self._ask_offload(self.sinks[0], pricer)
         self._start_worker()
         _live_pipelines.add(self)
 
@@ -114,6 +116,9 @@ class Pipeline:
                 # Evaluators read prepared spans: the policy is applied here again.
                 if self._raw:
                     self._raw = False
+                    if self._offload:
+                        self._offload = False
+                        self._ask_offload(self.sinks[0], None)
                     self._ask_raw(self.sinks[0], None)
             self.evaluation = EvaluationWorker(
                 evaluators,
@@ -220,8 +225,9 @@ class Pipeline:
             "exported": min((s["written"] for s in sinks.values()), default=c.processed),
             "dropped": c.dropped + sum(int(s.get("dropped") or 0) for s in sinks.values()),
             "failed": c.failed,
-            "priced": c.priced,
-            "unpriced": c.unpriced,
+            # Spans the store's writer process finished were priced there (see `_offload`).
+            "priced": c.priced + sum(int(s.get("priced") or 0) for s in sinks.values()),
+            "unpriced": c.unpriced + sum(int(s.get("unpriced") or 0) for s in sinks.values()),
             "sink_errors": sum(s["errors"] for s in sinks.values())
             + sum(int(s.get("failed") or 0) for s in sinks.values()),
             "sinks": sinks,
@@ -330,24 +336,23 @@ class Pipeline:
             if deferred is not None:
                 span.deferred = None
                 try:
+                    offload = getattr(deferred, "offload", None) if self._offload else None
+                    if offload is not None:
+                        # The sink's writer process extracts, sanitises, prices and applies the policy.
+                        span.deferred = Offloaded(*offload())
+                        return True
                     deferred(span)
                 except Exception as exc:
                     # The integration could not read its payload: keep the span with what it has.
                     self._warn_once(
                         f"deferred:{span.framework}", "llmobs: %s payload not understood: %r", span.framework, exc
                     )
-            # Payloads come from providers through frameworks untouched: never store or price a
-            # negative or inconsistent count, or a model name that is not a string.
-            sanitize_span_fields(span)
-            # Evaluator spans (an LLM judge's calls) are priced too; MODEL_KINDS keeps them out of totals.
-            if span.cost is None and span.usage is not None and (span.kind in MODEL_KINDS or span.kind is _EVALUATOR):
-                span.cost = self.pricer.price(
-                    span.model, span.usage, span.provider, response_model=span.response_model, at_ns=span.start_ns
-                )
-                if span.cost is None:
-                    self.counters.unpriced += 1
-                else:
+            priced = finish_fields(span, self.pricer)
+            if priced is not None:
+                if priced:
                     self.counters.priced += 1
+                else:
+                    self.counters.unpriced += 1
             if not self._raw:
                 self.policy.apply(span)
             return True
@@ -356,6 +361,13 @@ class Pipeline:
             self._warn_once(
                 "prepare", "llmobs: could not prepare span %r, dropped: %r", getattr(span, "name", "?"), exc
             )
+            return False
+
+    def _ask_offload(self, sink: Sink, pricer: Pricer | None) -> bool:
+        try:
+            return bool(sink.takes_offloaded(pricer))
+        except Exception as exc:
+            self._warn_once(f"raw:{sink.name}", "llmobs: sink %s failed: %s", sink.name, exc)
             return False
 
     def _ask_raw(self, sink: Sink, policy: ContentPolicy | None) -> bool:

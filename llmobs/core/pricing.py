@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -172,6 +172,10 @@ class Pricer:
         self.source = f"genai-prices {genai_prices_version()}"
         self._calc = lru_cache(maxsize=4096)(self._calc_uncached)
         self._warned: set[str] = set()
+
+    def options(self) -> dict[str, dict[str, float | None]]:
+        """The overrides as `Pricer(overrides, read_env=False)` takes them (the store's writer process prices too)."""
+        return {name: asdict(spec) for name, spec in [*self._exact.items(), *self._globs]}
 
     def override_for(self, model: str) -> PriceOverride | None:
         """The user's price for `model` (exact name, case-insensitive, else the first glob)."""

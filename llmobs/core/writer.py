@@ -13,12 +13,14 @@ Protocol. Parent to child: frames of one type byte, a 4-byte little-endian lengt
   always the first frame;
 - `R`: a batch of raw spans, to which the child applies the content policy; `P`: a batch
   already prepared (policy applied) by the parent. Both are a JSON list of `Span.to_values()`
-  arrays, which `load_batch` reads back into the JSON form (`record_from_values`);
+  arrays, which `load_batch` reads back into the JSON form (`record_from_values`). The array of
+  an offloaded span (`core/offload.py`) has two more elements, its extractor's key and its
+  payload: the child extracts, sanitises and prices it (`offload.finish_record`) first;
 - `F`: flush: the child answers with a status line once everything before it is committed;
 - `Q`: quit: as `F`, then the child exits.
 
 Child to parent: JSON lines, each a status with cumulative counters `{"batches", "written",
-"failed", "last_error", "cpu_s", "answer"}`: after every batch (`answer` false), so that
+"failed", "priced", "unpriced", "last_error", "cpu_s", "answer"}`: after every batch (`answer` false), so that
 the parent can let go of the batches written and an unwritable store is reported without waiting
 for a flush, and after every `F` or `Q` (`answer` true).
 
@@ -47,8 +49,14 @@ import orjson
 
 from llmobs.core.content import to_plain
 from llmobs.core.model import Span, record_from_values
+from llmobs.core.offload import Offloaded
+
+#: `finish(record, key, payload)`: an offloaded span's record, finished (see `load_batch`).
+Finisher = Callable[[dict[str, Any], str, Any], dict[str, Any]]
 
 _HEAD = struct.Struct("<cI")
+_VALUES_LEN = len(Span.__dataclass_fields__) - 2  # `to_values()`: every field but deferred and previous
+_OFFLOADED_LEN = _VALUES_LEN + 2
 CONFIG, RAW, PREPARED, FLUSH, QUIT = b"C", b"R", b"P", b"F", b"Q"
 
 #: How long a pipe write or an answer may take, beyond the store's own busy timeout, before the
@@ -92,6 +100,7 @@ class StoreWriter:
         busy_timeout_s: how long the child waits for another process's write lock.
         max_spans: the store's retention cap.
         policy_options: `ContentPolicy.options()`, for batches sent raw.
+        price_options: `Pricer.options()`, for offloaded spans the child prices.
         on_status: called with each status line the child sends (its counters are cumulative).
     """
 
@@ -102,12 +111,14 @@ class StoreWriter:
         busy_timeout_s: float,
         max_spans: int,
         policy_options: Mapping[str, Any] | None = None,
+        price_options: Mapping[str, Any] | None = None,
         on_status: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> None:
         self.path = str(path)
         self.busy_timeout_s = busy_timeout_s
         self.max_spans = max_spans
         self.policy_options = dict(policy_options or {})
+        self.price_options = dict(price_options or {})
         self.on_status = on_status
         self._lock = threading.RLock()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -255,6 +266,7 @@ class StoreWriter:
             "busy_timeout_s": self.busy_timeout_s,
             "max_spans": self.max_spans,
             "policy": self.policy_options,
+            "prices": self.price_options,
         }
         body = orjson.dumps(config)
         self._write(proc, _HEAD.pack(CONFIG, len(body)) + body)
@@ -440,6 +452,9 @@ def _serialise(spans: Sequence[Span]) -> tuple[bytes | None, list[Span]]:
     rest: list[Span] = []
     for span in spans:
         values = span.to_values()
+        deferred = span.deferred
+        if type(deferred) is Offloaded:
+            values += (deferred.key, orjson.Fragment(deferred.payload))
         try:
             # orjson's default path is faster; a mapping with a key that is not a string (raw
             # content, before the policy) takes the slower one that turns keys into strings.
@@ -454,9 +469,22 @@ def _serialise(spans: Sequence[Span]) -> tuple[bytes | None, list[Span]]:
     return b"[" + b",".join(parts) + b"]", rest
 
 
-def load_batch(payload: bytes) -> list[dict[str, Any]]:
-    """The spans of a batch `_serialise` made, in their JSON form (`Span.to_dict()`'s)."""
-    return [record_from_values(values) for values in orjson.loads(payload)]
+def load_batch(payload: bytes, finish: Finisher | None = None) -> list[dict[str, Any]]:
+    """The spans of a batch `_serialise` made, in their JSON form (`Span.to_dict()`'s).
+
+    An offloaded span's record goes through `finish(record, key, payload)` (`offload.finish_record`
+    with a pricer); without `finish` it is kept as it came, unextracted.
+    """
+    records = []
+    for values in orjson.loads(payload):
+        if len(values) == _OFFLOADED_LEN:
+            record = record_from_values(values[:_VALUES_LEN])
+            if finish is not None:
+                record = finish(record, values[_VALUES_LEN], values[_VALUES_LEN + 1])
+        else:
+            record = record_from_values(values)
+        records.append(record)
+    return records
 
 
 # -- the child ---------------------------------------------------------------------------------
@@ -494,8 +522,23 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> int:
     busy = float(config["busy_timeout_s"])
     max_spans = int(config["max_spans"])
     policy = ContentPolicy(**config["policy"])
-    counts: dict[str, Any] = {"batches": 0, "written": 0, "failed": 0, "last_error": None}
+    counts: dict[str, Any] = {"batches": 0, "written": 0, "failed": 0, "priced": 0, "unpriced": 0, "last_error": None}
     conn = None
+    pricer: Any = None
+
+    def finish(record: dict[str, Any], key: str, payload: Any) -> dict[str, Any]:
+        # Offloaded spans: genai-prices is loaded on the first one.
+        nonlocal pricer
+        from llmobs.core.offload import finish_record
+
+        if pricer is None:
+            from llmobs.core.pricing import Pricer
+
+            pricer = Pricer(config.get("prices") or {}, read_env=False)
+        finished, priced = finish_record(record, key, payload, pricer)
+        if priced is not None:
+            counts["priced" if priced else "unpriced"] += 1
+        return finished
 
     def status(answer: bool) -> None:
         line = {**counts, "cpu_s": time.process_time(), "answer": answer}
@@ -518,7 +561,7 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> int:
         counts["batches"] += 1
         try:
             # The spans stay in their JSON form: the policy and the rows work on it directly.
-            records = load_batch(payload)
+            records = load_batch(payload, finish)
             if kind == RAW:
                 for record in records:
                     policy.apply_record(record)

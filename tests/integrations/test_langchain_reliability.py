@@ -23,7 +23,7 @@ from llmobs.core.sinks import MemorySink
 from llmobs.core.tracer import EVICTED_ERROR_TYPE
 from llmobs.integrations import langchain as lc
 from llmobs.integrations.langchain import CallbackHandler
-from llmobs.integrations.langchain.extract import RunRecord
+from llmobs.integrations.langchain.record import RunRecord
 from tests.conftest import Recorder
 from tests.integrations.test_langchain import (
     CHAIN_TREE,

@@ -36,6 +36,7 @@ from llmobs.core.model import Span
 
 if TYPE_CHECKING:
     from llmobs.core.content import ContentPolicy
+    from llmobs.core.pricing import Pricer
 
 
 class Sink(abc.ABC):
@@ -69,6 +70,16 @@ class Sink(abc.ABC):
         The pipeline asks when this is its only sink; True means `write` then receives spans whose
         content has not been through the content policy yet (arbitrary Python objects included).
         `None` takes that back: spans come prepared again. Most sinks answer False.
+        """
+        return False
+
+    def takes_offloaded(self, pricer: Pricer | None) -> bool:
+        """Whether this sink finishes offloaded spans itself (see `core/offload.py`), pricing with `pricer`.
+
+        Asked after `takes_raw_spans` answered True. True means `write` may receive spans whose
+        `deferred` is an `offload.Offloaded` payload not extracted, sanitised or priced yet; the
+        sink reports what it priced as `priced` and `unpriced` in `stats()`. `None` takes that
+        back. Most sinks answer False.
         """
         return False
 

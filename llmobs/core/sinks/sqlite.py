@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from llmobs.core import store
 from llmobs.core.config import DEFAULT_MAX_STORED_SPANS, default_db_path
 from llmobs.core.model import Span
+from llmobs.core.offload import Offloaded, finish_span
+from llmobs.core.pricing import Pricer
 from llmobs.core.sinks.base import Sink
 
 if TYPE_CHECKING:
@@ -72,6 +74,17 @@ def writer_mode(value: str | None = None) -> str:
     return "inline" if sys.platform == "win32" else mode
 
 
+def _fallback_pricer() -> Pricer:
+    """Prices for offloaded spans when the pipeline's pricer is no longer known (it took offloading back)."""
+    global _default_pricer
+    if _default_pricer is None:
+        _default_pricer = Pricer()
+    return _default_pricer
+
+
+_default_pricer: Pricer | None = None
+
+
 class SQLiteSink(Sink):
     """Writes spans to the local SQLite store (`~/.llmobs/traces.db`, or `LLMOBS_DB`).
 
@@ -117,6 +130,10 @@ class SQLiteSink(Sink):
         self._lock = threading.RLock()
         self._writer: StoreWriter | None = None
         self._policy: ContentPolicy | None = None
+        # Set while this sink finishes offloaded spans (`takes_offloaded`): the writer process
+        # prices them with the same prices, and so does this process for any it writes itself.
+        self._pricer: Pricer | None = None
+        self._priced = {"priced": 0, "unpriced": 0}  # offloaded spans finished here
         self._restarts_left = WRITER_RESTARTS
         self._inline_reason: str | None = None
         # (frame number, the JSON sent, the policy the child applies to it or None): bytes, not
@@ -124,7 +141,7 @@ class SQLiteSink(Sink):
         self._unconfirmed: deque[tuple[int, bytes, ContentPolicy | None]] = deque()
         self._frames_sent = 0
         self._status: Mapping[str, Any] = {}
-        self._past = {"written": 0, "failed": 0, "cpu_s": 0.0}
+        self._past = {"written": 0, "failed": 0, "priced": 0, "unpriced": 0, "cpu_s": 0.0}
         self._inline_written = 0
         self._last_error: str | None = None
         self._warned: set[str] = set()
@@ -138,6 +155,13 @@ class SQLiteSink(Sink):
                 self._policy = None
                 return False
             self._policy = policy
+            return True
+
+    def takes_offloaded(self, pricer: Pricer | None) -> bool:
+        with self._lock:
+            if pricer is None or self._policy is None:
+                return False
+            self._pricer = pricer
             return True
 
     def write(self, spans: Sequence[Span]) -> None:
@@ -195,6 +219,8 @@ class SQLiteSink(Sink):
             "writer_cpu_s": past["cpu_s"] + float(status.get("cpu_s") or 0.0),
             "written": self._inline_written + past["written"] + int(status.get("written") or 0),
             "errors": past["failed"] + int(status.get("failed") or 0),
+            "priced": self._priced["priced"] + past["priced"] + int(status.get("priced") or 0),
+            "unpriced": self._priced["unpriced"] + past["unpriced"] + int(status.get("unpriced") or 0),
             "last_error": self._last_error,
         }
 
@@ -229,6 +255,7 @@ class SQLiteSink(Sink):
                 busy_timeout_s=self.busy_timeout_s,
                 max_spans=self.max_spans,
                 policy_options=policy.options() if policy is not None else None,
+                price_options=self._pricer.options() if self._pricer is not None else None,
                 on_status=self._on_status,
             )
         if writer.pid is None and self._status:
@@ -257,6 +284,8 @@ class SQLiteSink(Sink):
         past = self._past
         past["written"] += int(status.get("written") or 0)
         past["failed"] += int(status.get("failed") or 0)
+        past["priced"] += int(status.get("priced") or 0)
+        past["unpriced"] += int(status.get("unpriced") or 0)
         past["cpu_s"] += float(status.get("cpu_s") or 0.0)
         self._status = {}
         self._frames_sent = 0
@@ -284,7 +313,7 @@ class SQLiteSink(Sink):
         self._unconfirmed.clear()
         for _, payload, policy in unconfirmed:
             try:
-                self._write_records(load_batch(payload), policy)
+                self._write_records(load_batch(payload, self._finish_record), policy)
             except store.StoreError as exc:
                 self._last_error = str(exc)
 
@@ -296,7 +325,25 @@ class SQLiteSink(Sink):
             self._conn = store.connect(self.path, busy_timeout_s=self.busy_timeout_s)
         return self._conn
 
+    def _finish_record(self, record: dict[str, Any], key: str, payload: Any) -> dict[str, Any]:
+        """An offloaded span's record the writer process did not confirm, finished here."""
+        from llmobs.core.offload import finish_record
+
+        finished, priced = finish_record(record, key, payload, self._pricer or _fallback_pricer())
+        self._count_priced(priced)
+        return finished
+
+    def _count_priced(self, priced: bool | None) -> None:
+        if priced is not None:
+            self._priced["priced" if priced else "unpriced"] += 1
+
     def _write_inline(self, spans: Sequence[Span], policy: ContentPolicy | None) -> None:
+        for span in spans:
+            offloaded = span.deferred
+            if type(offloaded) is Offloaded:
+                # Offloaded, then not sent to the writer process: finished here.
+                span.deferred = None
+                self._count_priced(finish_span(span, offloaded, self._pricer or _fallback_pricer()))
         if policy is not None:
             for span in spans:
                 policy.apply(span)

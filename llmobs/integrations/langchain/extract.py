@@ -1,8 +1,12 @@
-"""Turning LangChain payloads into span fields, on the pipeline thread.
+"""Turning a LangChain run's payload into span fields, off the application's thread.
 
-The handler keeps references to what a run received and produced (messages, `LLMResult`,
-documents, tool output) in a `RunRecord`, which it hangs on the span as `Span.deferred`. The
-pipeline calls it once, before pricing, so nothing here runs on the application's thread.
+The handler keeps references to what a run received and produced in a `record.RunRecord`. The
+pipeline has it encoded to JSON (`record.encode_payload`: one orjson call, with LangChain's
+messages, prompt values and documents as tagged field maps), and `apply_payload` here reads the
+decoded payload into the span. That happens in the store's writer process when the store is the
+only sink (the payload crosses the pipe as JSON, and the extraction runs on that process's GIL,
+not the application's), else on the pipeline thread. This module works on plain JSON values
+only and never imports LangChain.
 """
 
 from __future__ import annotations
@@ -10,12 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_core.documents import Document
-from langchain_core.messages import BaseMessage
-from langchain_core.prompt_values import PromptValue
-
 from llmobs.core.conventions import ATTR_METADATA, ATTR_SESSION_ID, ATTR_TAGS, ATTR_USER_ID
-from llmobs.core.model import ErrorInfo, Span, SpanKind, Status, Usage
+from llmobs.core.model import ErrorInfo, Span, Status, Usage
 
 #: LangChain `ls_provider` values → OpenTelemetry `gen_ai.provider.name` values.
 PROVIDER_NAMES: dict[str, str] = {
@@ -95,114 +95,96 @@ def provider_name(ls_provider: Any) -> str | None:
     return PROVIDER_NAMES.get(key, key)
 
 
-class RunRecord:
-    """What one LangChain run received and produced, kept by reference until the pipeline reads it.
+# -- payloads --------------------------------------------------------------------------------
 
-    `owner` is the handler that started the run: when two `CallbackHandler`s see the same run
-    (a global one and an explicit one), only the owner records it.
-    """
+#: The first element of a two-element list that stands for a LangChain object in a payload
+#: (`record.encode_payload`); the second is the object's fields.
+MESSAGE_TAG = "\x00lc:message"
+PROMPT_TAG = "\x00lc:prompt"
+DOCUMENT_TAG = "\x00lc:document"
+_TAGS = frozenset({MESSAGE_TAG, PROMPT_TAG, DOCUMENT_TAG})
 
-    __slots__ = (
-        "context_parent",
-        "first_chunk_ns",
-        "inputs",
-        "kind",
-        "metadata",
-        "name",
-        "outputs",
-        "owner",
-        "params",
-        "stream_usage",
-        "tags",
-        "text_prompts",
-        "tool_call_id",
+#: `apply_payload`'s payload: a JSON array of these, in this order (`record.RunRecord.payload`).
+PAYLOAD_FIELDS = (
+    "kind",
+    "name",
+    "inputs",
+    "outputs",
+    "metadata",
+    "tags",
+    "params",
+    "tool_call_id",
+    "first_chunk_ns",
+    "stream_usage",
+    "text_prompts",
+)
+
+
+def apply_payload(span: Span, payload: Any) -> None:
+    """Fill `span` from a run's decoded payload (see `PAYLOAD_FIELDS`)."""
+    (kind, name, inputs, outputs, metadata, tags, params, tool_call_id, first_chunk_ns, stream_usage, text_prompts) = (
+        payload
     )
+    _common(tags, metadata, span)
+    if kind == "llm":
+        _llm(span, name, inputs, outputs, metadata, params, first_chunk_ns, stream_usage, text_prompts)
+    elif kind == "tool":
+        _tool(span, name, inputs, outputs, tool_call_id)
+    elif kind == "retriever":
+        span.input = compact(inputs)
+        if type(outputs) is list:
+            span.documents = [
+                document_record(d[1]) if _tag(d) == DOCUMENT_TAG else {"id": None, "score": None, "content": d}
+                for d in outputs
+            ]
+    else:
+        span.input = compact(inputs)
+        span.output = compact(outputs)
 
-    def __init__(
-        self,
-        owner: object,
-        kind: SpanKind,
-        name: str | None,
-        inputs: Any,
-        metadata: Mapping[str, Any] | None,
-        tags: list[str] | None,
-        params: Any = None,
-        tool_call_id: str | None = None,
-    ) -> None:
-        self.owner = owner
-        self.kind = kind
-        self.name = name
-        self.inputs = inputs
-        self.metadata = metadata
-        self.tags = tags
-        self.params = params
-        self.tool_call_id = tool_call_id
-        self.outputs: Any = None
-        self.first_chunk_ns = 0
-        self.stream_usage: Any = None
-        self.text_prompts = False
-        # For a LangChain root run: the span that was current when it started (a manual span,
-        # another framework's), so that a sibling root started later in the same context (batch()
-        # starts every input before running any) finds the real outer parent, not the sibling.
-        self.context_parent: Span | None = None
 
-    def __call__(self, span: Span) -> None:
-        """Fill `span` from the run's payloads (the pipeline calls this once)."""
-        _common(self, span)
-        kind = self.kind
-        if kind is SpanKind.LLM:
-            _llm(self, span)
-        elif kind is SpanKind.TOOL:
-            _tool(self, span)
-        elif kind is SpanKind.RETRIEVER:
-            span.input = self.inputs
-            if self.outputs is not None:
-                span.documents = [document_record(d) for d in self.outputs]
-        else:
-            span.input = compact(self.inputs)
-            span.output = compact(self.outputs)
+def _tag(value: Any) -> str | None:
+    """The tag of a tagged LangChain object (`[TAG, fields]`), else None."""
+    if type(value) is list and len(value) == 2:
+        tag = value[0]
+        if type(tag) is str and tag in _TAGS:
+            return tag
+    return None
+
+
+def _untagged(value: Any, tag: str) -> Any:
+    """The fields of a `[tag, fields]` pair, else `value` itself."""
+    return value[1] if _tag(value) == tag else value
 
 
 def compact(value: Any) -> Any:
-    """LangChain objects in chain inputs and outputs as the plain records the span model uses.
+    """Payload values as the plain records the span model uses, at any depth.
 
     Messages become `{"role", "content", ...}`, prompt values their message lists, documents
-    `{"id", "score", "content"}`; one level of dicts and lists is looked into. Anything else is
-    left for the content policy to convert.
+    `{"id", "score", "content"}`; other values are already plain.
     """
     kind = type(value)
-    if kind is str or (kind is dict and not value):
-        return value
+    if kind is list:
+        if len(value) == 2:
+            tag = value[0]
+            if tag == MESSAGE_TAG:
+                return message_dict(value[1])
+            if tag == PROMPT_TAG:
+                return [compact(m) for m in value[1]] if type(value[1]) is list else value[1]
+            if tag == DOCUMENT_TAG:
+                return document_record(value[1])
+        return [compact(v) for v in value]
     if kind is dict:
-        return {k: _compact_one(v) for k, v in value.items()}
-    if kind is list or kind is tuple:
-        return [_compact_one(v) for v in value]
-    return _compact_one(value)
-
-
-def _compact_one(value: Any) -> Any:
-    kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
-        return value  # without the isinstance checks below (pydantic classes: the ABC's slow path)
-    if isinstance(value, BaseMessage):
-        return message_dict(value)
-    if isinstance(value, PromptValue):
-        return [message_dict(m) for m in value.to_messages()]
-    if isinstance(value, Document):
-        return document_record(value)
-    if type(value) is list and value and isinstance(value[0], (BaseMessage, Document)):
-        return [_compact_one(v) for v in value]
+        return {k: compact(v) for k, v in value.items()} if value else value
     return value
 
 
-def _common(run: RunRecord, span: Span) -> None:
+def _common(tags: Any, metadata: Any, span: Span) -> None:
     attributes = span.attributes
-    if run.tags:
-        tags = [t for t in run.tags if not t.startswith(_INTERNAL_TAG_PREFIXES)]
-        if tags:
-            attributes[ATTR_TAGS] = tags
-    metadata = run.metadata
-    if not metadata:
+    if tags and type(tags) is list:
+        kept_tags = [t for t in tags if not (type(t) is str and t.startswith(_INTERNAL_TAG_PREFIXES))]
+        if kept_tags:
+            attributes[ATTR_TAGS] = kept_tags
+    if not metadata or type(metadata) is not dict:
         return
     kept = {k: v for k, v in metadata.items() if not (k.startswith("ls_") or k == "lc_versions")}
     if not kept:
@@ -223,43 +205,51 @@ def _common(run: RunRecord, span: Span) -> None:
 # -- model runs ------------------------------------------------------------------------------
 
 
-def _llm(run: RunRecord, span: Span) -> None:
-    metadata = run.metadata or {}
-    params = _mapping(run.params)
-    chat = not run.text_prompts
-    span.input = [message_dict(m) for m in run.inputs] if chat else list(run.inputs or ())
+def _llm(
+    span: Span,
+    name: Any,
+    inputs: Any,
+    response: Any,
+    metadata: Any,
+    params: Any,
+    first_chunk_ns: Any,
+    stream_usage: Any,
+    text_prompts: Any,
+) -> None:
+    metadata = _mapping(metadata)
+    params = _mapping(params)
+    chat = not text_prompts
+    if type(inputs) is list:
+        span.input = compact(inputs)
     span.provider = provider_name(metadata.get("ls_provider"))
 
-    response = run.outputs
-    generation = _first_generation(response)
-    message = getattr(generation, "message", None)
-    response_metadata = getattr(message, "response_metadata", None) or {}
+    response = _mapping(response)
+    generation = _mapping(_first_generation(response))
+    message = _untagged(generation.get("message"), MESSAGE_TAG)
+    fields = _mapping(message)
+    response_metadata = _mapping(fields.get("response_metadata"))
     response_model = response_metadata.get("model_name") or response_metadata.get("model")
     model = metadata.get("ls_model_name") or response_model or params.get("model") or params.get("model_name")
     span.model = model
     if response_model and response_model != model:
         span.response_model = response_model
 
-    usage = None
-    if message is not None:
-        usage = usage_from_metadata(getattr(message, "usage_metadata", None))
-    if usage is None and run.stream_usage is not None:
-        usage = usage_from_metadata(run.stream_usage)
+    usage = usage_from_metadata(fields.get("usage_metadata"))
+    if usage is None and stream_usage is not None:
+        usage = usage_from_metadata(stream_usage)
     if usage is None:
-        llm_output = getattr(response, "llm_output", None)
-        if isinstance(llm_output, Mapping):
+        llm_output = response.get("llm_output")
+        if type(llm_output) is dict:
             usage = usage_from_token_usage(llm_output.get("token_usage") or llm_output.get("usage"))
     span.usage = usage
 
-    if message is not None:
-        span.output = message_dict(message)
-    elif generation is not None:
-        span.output = getattr(generation, "text", None)
+    if fields:
+        span.output = message_dict(fields)
+    elif generation:
+        span.output = generation.get("text")
     finish = response_metadata.get("finish_reason") or response_metadata.get("stop_reason")
     if finish is None:
-        info = getattr(generation, "generation_info", None)
-        if isinstance(info, Mapping):
-            finish = info.get("finish_reason")
+        finish = _mapping(generation.get("generation_info")).get("finish_reason")
     if finish is not None:
         span.attributes[ATTR_FINISH_REASONS] = [str(finish)]
 
@@ -270,17 +260,19 @@ def _llm(run: RunRecord, span: Span) -> None:
             request[key] = metadata[meta_key]
     if request:
         span.attributes[ATTR_REQUEST] = request
-    if run.first_chunk_ns:
-        span.ttft_ms = max(0.0, (run.first_chunk_ns - span.start_ns) / 1e6)
+    if first_chunk_ns and type(first_chunk_ns) is int:
+        span.ttft_ms = max(0.0, (first_chunk_ns - span.start_ns) / 1e6)
 
     operation = "chat" if chat else "text_completion"
-    span.name = f"{operation} {model or run.name or 'model'}"
+    span.name = f"{operation} {model or name or 'model'}"
 
 
-def _first_generation(response: Any) -> Any:
-    generations = getattr(response, "generations", None)
-    if generations and generations[0]:
-        return generations[0][0]
+def _first_generation(response: Mapping[str, Any]) -> Any:
+    generations = response.get("generations")
+    if type(generations) is list and generations:
+        first = generations[0]
+        if type(first) is list and first:
+            return first[0]
     return None
 
 
@@ -340,25 +332,24 @@ def _sum(inp: Any, out: Any) -> Any:
         return None
 
 
-def message_dict(message: Any) -> Any:
-    """A chat message as `{"role", "content", ...}` with tool calls and ids where present."""
-    # Read the pydantic fields straight from __dict__: getattr() of a field a message class does
-    # not have goes through pydantic's slow __getattr__ and an AttributeError.
-    fields: dict[str, Any] | None = getattr(message, "__dict__", None)
-    if not fields:
-        return message
+def message_dict(fields: Any) -> Any:
+    """A chat message's fields as `{"role", "content", ...}` with tool calls and ids where present."""
+    if type(fields) is not dict:
+        return fields
     kind = fields.get("type")
     if kind is None:
-        return message
+        return fields
     role = _ROLES.get(kind) or fields.get("role") or kind
     out: dict[str, Any] = {"role": role, "content": fields.get("content")}
     name = fields.get("name")
     if name:
         out["name"] = name
     tool_calls = fields.get("tool_calls")
-    if tool_calls:
+    if tool_calls and type(tool_calls) is list:
         out["tool_calls"] = [
-            {"id": call.get("id"), "name": call.get("name"), "arguments": call.get("args")} for call in tool_calls
+            {"id": call.get("id"), "name": call.get("name"), "arguments": call.get("args")}
+            for call in tool_calls
+            if type(call) is dict
         ]
     tool_call_id = fields.get("tool_call_id")
     if tool_call_id:
@@ -369,29 +360,30 @@ def message_dict(message: Any) -> Any:
 # -- tool and retriever runs -----------------------------------------------------------------
 
 
-def _tool(run: RunRecord, span: Span) -> None:
-    span.input = run.inputs
-    output = run.outputs
-    call_id = run.tool_call_id
-    if getattr(output, "type", None) == "tool":
-        call_id = call_id or getattr(output, "tool_call_id", None)
-        span.output = output.content
-        if getattr(output, "status", None) == "error" and span.status is not Status.ERROR:
+def _tool(span: Span, name: Any, inputs: Any, output: Any, call_id: Any) -> None:
+    span.input = compact(inputs)
+    fields = _untagged(output, MESSAGE_TAG)
+    if _tag(output) == MESSAGE_TAG and type(fields) is dict and fields.get("type") == "tool":
+        call_id = call_id or fields.get("tool_call_id")
+        span.output = compact(fields.get("content"))
+        if fields.get("status") == "error" and span.status is not Status.ERROR:
             # handle_tool_error turns a ToolException into a ToolMessage(status="error"): the
             # tool failed even though on_tool_end fired.
             span.status = Status.ERROR
-            span.error = ErrorInfo("ToolError", str(output.content))
+            span.error = ErrorInfo("ToolError", str(fields.get("content")))
     else:
-        span.output = output
-    span.tool = {"name": run.name, "call_id": call_id}
+        span.output = compact(output)
+    span.tool = {"name": name, "call_id": call_id}
 
 
 def document_record(document: Any) -> dict[str, Any]:
-    """`{"id", "score", "content"}` for a LangChain `Document` (id and score where present)."""
-    metadata = getattr(document, "metadata", None) or {}
-    doc_id = getattr(document, "id", None) or metadata.get("id") or metadata.get("source")
+    """`{"id", "score", "content"}` from a LangChain `Document`'s fields (id and score where present)."""
+    if type(document) is not dict:
+        return {"id": None, "score": None, "content": document}
+    metadata = _mapping(document.get("metadata"))
+    doc_id = document.get("id") or metadata.get("id") or metadata.get("source")
     score = metadata.get("score", metadata.get("relevance_score"))
-    record: dict[str, Any] = {"id": doc_id, "score": score, "content": getattr(document, "page_content", document)}
+    record: dict[str, Any] = {"id": doc_id, "score": score, "content": document.get("page_content")}
     extra = {k: v for k, v in metadata.items() if k not in ("id", "score", "relevance_score")}
     if extra:
         record["metadata"] = extra

@@ -3,8 +3,7 @@
 Every callback does the least it can on the application's thread: look the run up, stamp the
 clock, keep references to the payloads (copying a message list an agent loop will keep
 appending to) and start or end a span keyed by `run_id`. Extraction (usage, messages, tool calls,
-model and provider, documents, finish reason) runs later on the pipeline thread, in
-`extract.RunRecord`.
+model and provider, documents, finish reason) runs later on the pipeline thread or in the store's writer process, from `record.RunRecord`.
 """
 
 from __future__ import annotations
@@ -22,7 +21,8 @@ from langchain_core.runnables.config import var_child_runnable_config
 from llmobs.core.model import Span, SpanKind
 from llmobs.core.runtime import get_tracer
 from llmobs.core.tracer import Tracer, _current_span, current_span
-from llmobs.integrations.langchain.extract import ATTR_INTERRUPTED, RunRecord
+from llmobs.integrations.langchain.extract import ATTR_INTERRUPTED
+from llmobs.integrations.langchain.record import RunRecord
 
 logger = logging.getLogger("llmobs")
 
