@@ -486,6 +486,62 @@ class Span:
         )
 
 
+def span_from_values(values: Sequence[Any]) -> Span:
+    """The `Span` whose `to_values()` (or its JSON array) `values` are."""
+    (
+        trace_id,
+        span_id,
+        parent_id,
+        name,
+        kind,
+        framework,
+        service,
+        start_ns,
+        end_ns,
+        status,
+        error,
+        provider,
+        model,
+        response_model,
+        usage,
+        cost,
+        ttft_ms,
+        input_,
+        output,
+        tool,
+        agent,
+        documents,
+        attributes,
+        evaluations,
+    ) = values
+    return Span(
+        trace_id,
+        span_id,
+        name,
+        SpanKind(kind),
+        parent_id,
+        framework,
+        service,
+        start_ns,
+        end_ns,
+        Status(status),
+        ErrorInfo(*error) if error is not None else None,
+        provider,
+        model,
+        response_model,
+        Usage(*usage) if usage is not None else None,
+        Cost(*cost) if cost is not None else None,
+        ttft_ms,
+        input_,
+        output,
+        tool,
+        agent,
+        documents,
+        attributes,
+        [Evaluation.from_dict(e) for e in evaluations] if evaluations is not None else None,
+    )
+
+
 def record_from_values(values: Sequence[Any]) -> dict[str, Any]:
     """The JSON form (`Span.to_dict()`'s) from `Span.to_values()`, or from its JSON array."""
     (

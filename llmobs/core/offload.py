@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
-from llmobs.core.model import MODEL_KINDS, Span, SpanKind, sanitize_span_fields
+from llmobs.core.model import MODEL_KINDS, Span, SpanKind, sanitize_span_fields, span_from_values
 from llmobs.core.pricing import Pricer
 
 #: Extractor key → (module, function). Only these are ever imported by key.
@@ -92,10 +92,12 @@ def finish_span(span: Span, offloaded: Offloaded, pricer: Pricer) -> bool | None
     return finish_fields(span, pricer)
 
 
-def finish_record(record: dict[str, Any], key: str, payload: Any, pricer: Pricer) -> tuple[dict[str, Any], bool | None]:
-    """A span's JSON form finished from its decoded payload (in the writer process): the new form and `finish_fields`' answer."""
-    span = Span.from_dict(record)
+def finish_values(values: Sequence[Any], pricer: Pricer) -> tuple[dict[str, Any], bool | None]:
+    """An offloaded span's JSON form, from the array the writer process received (`Span.to_values()`
+    then the extractor's key and the decoded payload), and `finish_fields`' answer."""
+    span = span_from_values(values[:-2])
+    payload = values[-1]
     if payload is not None:
-        extract(span, key, payload)
+        extract(span, values[-2], payload)
     priced = finish_fields(span, pricer)
     return span.to_dict(), priced

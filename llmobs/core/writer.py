@@ -32,6 +32,7 @@ in-process as before (`StoreWriter` reports that; `SQLiteSink` does it).
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import select
@@ -51,12 +52,12 @@ from llmobs.core.content import to_plain
 from llmobs.core.model import Span, record_from_values
 from llmobs.core.offload import Offloaded
 
-#: `finish(record, key, payload)`: an offloaded span's record, finished (see `load_batch`).
-Finisher = Callable[[dict[str, Any], str, Any], dict[str, Any]]
+#: `finish(values)`: an offloaded span's JSON form, finished from its array (see `load_batch`).
+Finisher = Callable[[list[Any]], dict[str, Any]]
 
 _HEAD = struct.Struct("<cI")
-_VALUES_LEN = len(Span.__dataclass_fields__) - 2  # `to_values()`: every field but deferred and previous
-_OFFLOADED_LEN = _VALUES_LEN + 2
+#: An offloaded span's array: `to_values()` (every field but deferred and previous), key, payload.
+_OFFLOADED_LEN = len(Span.__dataclass_fields__)
 CONFIG, RAW, PREPARED, FLUSH, QUIT = b"C", b"R", b"P", b"F", b"Q"
 
 #: How long a pipe write or an answer may take, beyond the store's own busy timeout, before the
@@ -73,6 +74,8 @@ READ_STATUS_EVERY = 8
 READ_STATUS_AFTER_S = 1.0
 _F_SETPIPE_SZ = 1031
 _READ_BYTES = 65536
+#: The child's young-generation threshold (CPython's default is 700).
+CHILD_GC_THRESHOLD = 20_000
 
 
 #: The child's program. The `llmobs` package is registered without running its `__init__` (the
@@ -472,18 +475,15 @@ def _serialise(spans: Sequence[Span]) -> tuple[bytes | None, list[Span]]:
 def load_batch(payload: bytes, finish: Finisher | None = None) -> list[dict[str, Any]]:
     """The spans of a batch `_serialise` made, in their JSON form (`Span.to_dict()`'s).
 
-    An offloaded span's record goes through `finish(record, key, payload)` (`offload.finish_record`
-    with a pricer); without `finish` it is kept as it came, unextracted.
+    An offloaded span's array goes through `finish` (`offload.finish_values` with a pricer);
+    without `finish` it is kept as it came, unextracted.
     """
     records = []
     for values in orjson.loads(payload):
         if len(values) == _OFFLOADED_LEN:
-            record = record_from_values(values[:_VALUES_LEN])
-            if finish is not None:
-                record = finish(record, values[_VALUES_LEN], values[_VALUES_LEN + 1])
+            records.append(finish(values) if finish is not None else record_from_values(values[:-2]))
         else:
-            record = record_from_values(values)
-        records.append(record)
+            records.append(record_from_values(values))
     return records
 
 
@@ -498,6 +498,11 @@ def main() -> None:
     if hasattr(signal, "pthread_sigmask"):
         # Started from llmobs' pipeline thread, which blocks the application's signals: not here.
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    # Every batch becomes thousands of short-lived dicts and lists, none of them in a reference
+    # cycle: young collections would walk them for nothing. The modules loaded so far are never
+    # collected either.
+    gc.freeze()
+    gc.set_threshold(CHILD_GC_THRESHOLD, 10, 10)
     raise SystemExit(_serve(sys.stdin.buffer, sys.stdout.buffer))
 
 
@@ -526,16 +531,16 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> int:
     conn = None
     pricer: Any = None
 
-    def finish(record: dict[str, Any], key: str, payload: Any) -> dict[str, Any]:
+    def finish(values: list[Any]) -> dict[str, Any]:
         # Offloaded spans: genai-prices is loaded on the first one.
         nonlocal pricer
-        from llmobs.core.offload import finish_record
+        from llmobs.core.offload import finish_values
 
         if pricer is None:
             from llmobs.core.pricing import Pricer
 
             pricer = Pricer(config.get("prices") or {}, read_env=False)
-        finished, priced = finish_record(record, key, payload, pricer)
+        finished, priced = finish_values(values, pricer)
         if priced is not None:
             counts["priced" if priced else "unpriced"] += 1
         return finished

@@ -325,11 +325,11 @@ class SQLiteSink(Sink):
             self._conn = store.connect(self.path, busy_timeout_s=self.busy_timeout_s)
         return self._conn
 
-    def _finish_record(self, record: dict[str, Any], key: str, payload: Any) -> dict[str, Any]:
-        """An offloaded span's record the writer process did not confirm, finished here."""
-        from llmobs.core.offload import finish_record
+    def _finish_record(self, values: list[Any]) -> dict[str, Any]:
+        """An offloaded span the writer process did not confirm, finished here (see `writer.load_batch`)."""
+        from llmobs.core.offload import finish_values
 
-        finished, priced = finish_record(record, key, payload, self._pricer or _fallback_pricer())
+        finished, priced = finish_values(values, self._pricer or _fallback_pricer())
         self._count_priced(priced)
         return finished
 
