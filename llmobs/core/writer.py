@@ -431,7 +431,7 @@ def _exit_reason(proc: subprocess.Popen[bytes], code: int | None) -> str:
     return f"{reason}: {lines[-1]}" if lines else reason
 
 
-def _plain(value: Any) -> Any:
+def json_fallback(value: Any) -> Any:
     """orjson's fallback for what it cannot serialise: JSON values as the content policy makes them."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"<{len(value)} bytes>"
@@ -461,10 +461,10 @@ def _serialise(spans: Sequence[Span]) -> tuple[bytes | None, list[Span]]:
         try:
             # orjson's default path is faster; a mapping with a key that is not a string (raw
             # content, before the policy) takes the slower one that turns keys into strings.
-            parts.append(dumps(values, default=_plain))
+            parts.append(dumps(values, default=json_fallback))
         except (TypeError, orjson.JSONEncodeError):
             try:
-                parts.append(dumps(values, default=_plain, option=non_str_keys))
+                parts.append(dumps(values, default=json_fallback, option=non_str_keys))
             except (TypeError, orjson.JSONEncodeError):
                 rest.append(span)
     if not parts:

@@ -12,7 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmobs.core.model import Cost, ErrorInfo, Evaluation, Span, SpanKind, Status, Usage, record_from_values
+from llmobs.core.model import (
+    Cost,
+    ErrorInfo,
+    Evaluation,
+    Span,
+    SpanKind,
+    Status,
+    Usage,
+    record_from_values,
+    span_from_values,
+)
 
 CONTRACT_CHECKER = Path(__file__).resolve().parents[3] / "shared" / "tools" / "check_span_contract.py"
 
@@ -151,6 +161,8 @@ def test_values_sent_to_the_writer_process_read_back_as_the_json_form(span: Span
     record = record_from_values(values)
     assert record == span.to_dict()
     assert list(record) == list(span.to_dict())  # the stored JSON keeps the contract's key order
+    # An offloaded span (core/offload.py) is rebuilt as a Span there, finished, then stored.
+    assert span_from_values(values).to_dict() == span.to_dict()
 
 
 def test_json_form_of_a_priced_llm_span() -> None:

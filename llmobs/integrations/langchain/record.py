@@ -21,7 +21,7 @@ from langchain_core.outputs import Generation, LLMResult
 from langchain_core.prompt_values import PromptValue
 
 from llmobs.core.model import Span, SpanKind
-from llmobs.core.writer import _plain
+from llmobs.core.writer import json_fallback
 from llmobs.integrations.langchain.extract import DOCUMENT_TAG, MESSAGE_TAG, PROMPT_TAG, apply_payload
 
 #: The name the store's writer process knows this integration's `apply_payload` by (`core/offload.py`).
@@ -145,7 +145,7 @@ def _default(value: Any) -> Any:
         return (PROMPT_TAG, value.to_messages())
     if category == _DOCUMENT:
         return (DOCUMENT_TAG, value.__dict__)
-    return _plain(value)
+    return json_fallback(value)
 
 
 def encode_payload(payload: tuple[Any, ...]) -> bytes:
