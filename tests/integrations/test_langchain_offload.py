@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -30,6 +28,7 @@ from llmobs.core.model import Usage
 from llmobs.core.runtime import get_runtime
 from llmobs.core.sinks import SQLiteSink
 from llmobs.integrations.langchain import CallbackHandler
+from tests.core.test_writer import stored as stored_spans
 from tests.integrations.test_langchain import USAGE, FakeChat, expected_cost, prompt_chain, replies, reply
 
 
@@ -76,11 +75,8 @@ def run_workload() -> None:
 
 
 def stored(db: Path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db)
-    rows = [orjson.loads(data) for (data,) in conn.execute("SELECT data FROM spans ORDER BY start_ns, name")]
-    conn.close()
-    volatile = ("trace_id", "span_id", "parent_id", "start_ns", "end_ns", "duration_ms", "ttft_ms")
-    return [{k: v for k, v in row.items() if k not in volatile} for row in rows]
+    """The stored spans without what differs between runs (the time to first token too)."""
+    return [{k: v for k, v in row.items() if k != "ttft_ms"} for row in stored_spans(db)]
 
 
 def test_spans_finished_in_the_writer_process_are_those_finished_here(
