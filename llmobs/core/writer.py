@@ -15,7 +15,7 @@ Protocol. Parent to child: frames of one type byte, a 4-byte little-endian lengt
   already prepared (policy applied) by the parent. Both are a JSON list of `Span.to_values()`
   arrays, which `load_batch` reads back into the JSON form (`record_from_values`). The array of
   an offloaded span (`core/offload.py`) has two more elements, its extractor's key and its
-  payload: the child extracts, sanitises and prices it (`offload.finish_record`) first;
+  payload: the child extracts, sanitises and prices it (`offload.finish_values`) first;
 - `F`: flush: the child answers with a status line once everything before it is committed;
 - `Q`: quit: as `F`, then the child exits.
 
@@ -50,7 +50,7 @@ import orjson
 
 from llmobs.core.content import to_plain
 from llmobs.core.model import Span, record_from_values
-from llmobs.core.offload import Offloaded
+from llmobs.core.offload import Offloaded, finish_values
 
 #: `finish(values)`: an offloaded span's JSON form, finished from its array (see `load_batch`).
 Finisher = Callable[[list[Any]], dict[str, Any]]
@@ -534,8 +534,6 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> int:
     def finish(values: list[Any]) -> dict[str, Any]:
         # Offloaded spans: genai-prices is loaded on the first one.
         nonlocal pricer
-        from llmobs.core.offload import finish_values
-
         if pricer is None:
             from llmobs.core.pricing import Pricer
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from llmobs.core import store
 from llmobs.core.config import DEFAULT_MAX_STORED_SPANS, default_db_path
 from llmobs.core.model import Span
-from llmobs.core.offload import Offloaded, finish_span
+from llmobs.core.offload import Offloaded, finish_span, finish_values
 from llmobs.core.pricing import Pricer
 from llmobs.core.sinks.base import Sink
 
@@ -327,8 +327,6 @@ class SQLiteSink(Sink):
 
     def _finish_record(self, values: list[Any]) -> dict[str, Any]:
         """An offloaded span the writer process did not confirm, finished here (see `writer.load_batch`)."""
-        from llmobs.core.offload import finish_values
-
         finished, priced = finish_values(values, self._pricer or _fallback_pricer())
         self._count_priced(priced)
         return finished
