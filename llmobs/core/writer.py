@@ -56,8 +56,10 @@ from llmobs.core.offload import Offloaded, finish_values
 Finisher = Callable[[list[Any]], dict[str, Any]]
 
 _HEAD = struct.Struct("<cI")
-#: An offloaded span's array: `to_values()` (every field but deferred and previous), key, payload.
-_OFFLOADED_LEN = len(Span.__dataclass_fields__)
+#: An offloaded span's array: `to_values()` (every field but deferred and previous), then the
+#: extractor's key and the payload.
+_VALUES_LEN = len(Span.__dataclass_fields__) - 2
+_OFFLOADED_LEN = _VALUES_LEN + 2
 CONFIG, RAW, PREPARED, FLUSH, QUIT = b"C", b"R", b"P", b"F", b"Q"
 
 #: How long a pipe write or an answer may take, beyond the store's own busy timeout, before the
@@ -481,7 +483,7 @@ def load_batch(payload: bytes, finish: Finisher | None = None) -> list[dict[str,
     records = []
     for values in orjson.loads(payload):
         if len(values) == _OFFLOADED_LEN:
-            records.append(finish(values) if finish is not None else record_from_values(values[:-2]))
+            records.append(finish(values) if finish is not None else record_from_values(values[:_VALUES_LEN]))
         else:
             records.append(record_from_values(values))
     return records

@@ -74,17 +74,6 @@ def writer_mode(value: str | None = None) -> str:
     return "inline" if sys.platform == "win32" else mode
 
 
-def _fallback_pricer() -> Pricer:
-    """Prices for offloaded spans when the pipeline's pricer is no longer known (it took offloading back)."""
-    global _default_pricer
-    if _default_pricer is None:
-        _default_pricer = Pricer()
-    return _default_pricer
-
-
-_default_pricer: Pricer | None = None
-
-
 class SQLiteSink(Sink):
     """Writes spans to the local SQLite store (`~/.llmobs/traces.db`, or `LLMOBS_DB`).
 
@@ -327,9 +316,16 @@ class SQLiteSink(Sink):
 
     def _finish_record(self, values: list[Any]) -> dict[str, Any]:
         """An offloaded span the writer process did not confirm, finished here (see `writer.load_batch`)."""
-        finished, priced = finish_values(values, self._pricer or _fallback_pricer())
+        finished, priced = finish_values(values, self._offload_pricer())
         self._count_priced(priced)
         return finished
+
+    def _offload_pricer(self) -> Pricer:
+        """The pricer `takes_offloaded` was given (it is kept when offloading is taken back, for the
+        spans already offloaded); a default one for offloaded spans written without that call."""
+        if self._pricer is None:
+            self._pricer = Pricer()
+        return self._pricer
 
     def _count_priced(self, priced: bool | None) -> None:
         if priced is not None:
@@ -341,7 +337,7 @@ class SQLiteSink(Sink):
             if type(offloaded) is Offloaded:
                 # Offloaded, then not sent to the writer process: finished here.
                 span.deferred = None
-                self._count_priced(finish_span(span, offloaded, self._pricer or _fallback_pricer()))
+                self._count_priced(finish_span(span, offloaded, self._offload_pricer()))
         if policy is not None:
             for span in spans:
                 policy.apply(span)
