@@ -31,7 +31,7 @@ from llmobs.core.content import ContentPolicy
 from llmobs.core.evaluation import Evaluator
 from llmobs.core.evaluation_worker import EvaluationWorker
 from llmobs.core.model import Span
-from llmobs.core.offload import Offloaded, finish_fields
+from llmobs.core.offload import finish_fields
 from llmobs.core.pricing import Pricer
 from llmobs.core.sinks.base import Sink
 from llmobs.core.threads import leave_signals_to_main_thread
@@ -339,7 +339,7 @@ class Pipeline:
                     offload = getattr(deferred, "offload", None) if self._offload else None
                     if offload is not None:
                         # The sink's writer process extracts, sanitises, prices and applies the policy.
-                        span.deferred = Offloaded(*offload())
+                        span.deferred = offload()
                         return True
                     deferred(span)
                 except Exception as exc:

@@ -447,9 +447,11 @@ def json_fallback(value: Any) -> Any:
 def _serialise(spans: Sequence[Span]) -> tuple[bytes | None, list[Span]]:
     """One JSON list of the spans' `to_values()`, and the spans that JSON could not hold.
 
-    `load_batch` reads it back. Span by span, so that only one span's values are alive at a time
-    (a whole batch of them would outlive young garbage collections and be promoted, and bring on
-    full ones in the application), and a span that JSON cannot hold is left out alone.
+    `load_batch` reads it back. An offloaded span's array ends with the extractor's key and the
+    payload, serialised in the same orjson call through the integration's `default`. Span by
+    span, so that only one span's values are alive at a time (a whole batch of them would outlive
+    young garbage collections and be promoted, and bring on full ones in the application), and a
+    span that JSON cannot hold is left out alone.
     """
     dumps = orjson.dumps
     non_str_keys = orjson.OPT_NON_STR_KEYS
@@ -459,7 +461,13 @@ def _serialise(spans: Sequence[Span]) -> tuple[bytes | None, list[Span]]:
         values = span.to_values()
         deferred = span.deferred
         if type(deferred) is Offloaded:
-            values += (deferred.key, orjson.Fragment(deferred.payload))
+            try:
+                parts.append(dumps((*values, deferred.key, deferred.payload), default=deferred.default))
+                continue
+            except (TypeError, orjson.JSONEncodeError):
+                # What orjson refuses, in the payload or in the span's own fields: the payload made
+                # to fit on its own, then the span's fields as for any span.
+                values += (deferred.key, orjson.Fragment(deferred.encode()))
         try:
             # orjson's default path is faster; a mapping with a key that is not a string (raw
             # content, before the policy) takes the slower one that turns keys into strings.

@@ -2,9 +2,9 @@
 
 The handler keeps references to a run's payloads (messages, `LLMResult`, documents, tool
 output) in a `RunRecord`, hung on the span as `Span.deferred`. On the pipeline thread the
-record becomes one JSON payload (`encode_payload`, a single orjson call): LangChain's messages,
-prompt values and documents as `[tag, fields]` pairs, its results and generations as their
-fields, anything else as the content policy would turn it into JSON values. `extract.apply_payload`
+record's payload becomes JSON through orjson with `_default`: LangChain's messages, prompt values
+and documents as `[tag, fields]` pairs, its results and generations as their fields, anything
+else as the content policy would turn it into JSON values. `extract.apply_payload`
 reads that payload into the span, in the store's writer process when the store is the only sink
 (`offload`), else on the pipeline thread (`__call__`).
 """
@@ -21,6 +21,7 @@ from langchain_core.outputs import Generation, LLMResult
 from langchain_core.prompt_values import PromptValue
 
 from llmobs.core.model import Span, SpanKind
+from llmobs.core.offload import Offloaded, encode
 from llmobs.core.writer import json_fallback
 from llmobs.integrations.langchain.extract import DOCUMENT_TAG, MESSAGE_TAG, PROMPT_TAG, apply_payload
 
@@ -95,9 +96,9 @@ class RunRecord:
             self.text_prompts,
         )
 
-    def offload(self) -> tuple[str, bytes]:
-        """(the extractor's key, the JSON payload) for extraction in the store's writer process."""
-        return OFFLOAD_KEY, encode_payload(self.payload())
+    def offload(self) -> Offloaded:
+        """The payload, for the store's writer process to extract (serialised with the span's fields)."""
+        return Offloaded(OFFLOAD_KEY, self.payload(), _default)
 
     def __call__(self, span: Span) -> None:
         """Fill `span` from the run's payloads here (a sink other than the store needs the fields)."""
@@ -134,7 +135,9 @@ def _category(cls: type) -> int:
 
 def _default(value: Any) -> Any:
     """orjson's fallback: LangChain objects as tagged fields, anything else as the content policy makes it."""
-    category = _category(type(value))
+    category = _CATEGORIES.get(type(value))
+    if category is None:
+        category = _category(type(value))
     if category == _MESSAGE:
         return (MESSAGE_TAG, value.__dict__)
     if category == _GENERATION:
@@ -149,41 +152,5 @@ def _default(value: Any) -> Any:
 
 
 def encode_payload(payload: tuple[Any, ...]) -> bytes:
-    """The payload as JSON (what JSON cannot hold as it is, see `_jsonable`, made to fit)."""
-    try:
-        return orjson.dumps(payload, default=_default)
-    except (TypeError, orjson.JSONEncodeError):
-        return orjson.dumps(_jsonable(payload, 0), default=_default)
-
-
-#: How deep `_jsonable` follows containers before it takes a value for a reference cycle.
-_MAX_DEPTH = 100
-_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
-
-
-def _jsonable(value: Any, depth: int) -> Any:
-    """`value` with what orjson refuses replaced: integers beyond 64 bits become floats (or text),
-    mapping keys text, reference cycles a note. Slow, and only for payloads orjson refused."""
-    kind = type(value)
-    if kind is int:
-        if _INT64_MIN <= value <= _UINT64_MAX:
-            return value
-        try:
-            return float(value)
-        except OverflowError:
-            return str(value)
-    if value is None or kind is str or kind is float or kind is bool:
-        return value
-    if depth >= _MAX_DEPTH:
-        return f"<{kind.__name__}: nested too deep>"
-    if isinstance(value, Mapping):
-        return {k if type(k) is str else str(k): _jsonable(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v, depth + 1) for v in value]
-    try:
-        converted = _default(value)
-    except Exception as exc:
-        return f"<{kind.__name__}: {exc!r}>"
-    if converted is value or type(converted) is str:
-        return converted if type(converted) is str else repr(value)
-    return _jsonable(converted, depth + 1)
+    """The payload as JSON (what JSON cannot hold as it is made to fit: `offload.jsonable`)."""
+    return encode(payload, _default)
