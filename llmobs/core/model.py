@@ -486,6 +486,12 @@ class Span:
         )
 
 
+# `SpanKind(value)` goes through the enum machinery (about a microsecond); the writer process
+# rebuilds every offloaded span from its values.
+_KIND_BY_VALUE: dict[str, SpanKind] = {kind.value: kind for kind in SpanKind}
+_STATUS_BY_VALUE: dict[str, Status] = {status.value: status for status in Status}
+
+
 def span_from_values(values: Sequence[Any]) -> Span:
     """The `Span` whose `to_values()` (or its JSON array) `values` are."""
     (
@@ -518,13 +524,13 @@ def span_from_values(values: Sequence[Any]) -> Span:
         trace_id,
         span_id,
         name,
-        SpanKind(kind),
+        _KIND_BY_VALUE[kind],
         parent_id,
         framework,
         service,
         start_ns,
         end_ns,
-        Status(status),
+        _STATUS_BY_VALUE[status],
         ErrorInfo(*error) if error is not None else None,
         provider,
         model,
