@@ -468,11 +468,16 @@ if hasattr(os, "register_at_fork"):
 
 #: Fewer spans than this waiting are not worth an early drain.
 DRAIN_BEFORE_PROMOTION_MIN = 16
+#: In how many of the young collection periods before a middle collection the queue is drained.
+#: The pipeline thread gets the GIL from a busy application thread only after
+#: `sys.getswitchinterval()` (5 ms), about one period of a tight streaming loop: asked in the last
+#: period only, it lost that race and the queue was promoted anyway.
+DRAIN_BEFORE_PROMOTION_PERIODS = 3
 
 
 def _drain_before_promotion(phase: str, info: Mapping[str, int]) -> None:
-    """A `gc.callbacks` hook: when the next young collection will also collect the middle generation,
-    have each pipeline drain its queue before it.
+    """A `gc.callbacks` hook: when a middle-generation collection is at most
+    `DRAIN_BEFORE_PROMOTION_PERIODS` young collections away, have each pipeline drain its queue.
 
     What is alive at a middle collection is promoted to the old generation, and promotions are
     what bring on the application's full collections (tens of ms each, with every object it
@@ -481,7 +486,11 @@ def _drain_before_promotion(phase: str, info: Mapping[str, int]) -> None:
     on this very thread, holding the lock it takes. Lowering the wake threshold has the next
     `submit` set it.
     """
-    if phase != "stop" or info.get("generation") != 0 or gc.get_count()[1] <= gc.get_threshold()[1]:
+    if phase != "stop" or info.get("generation") != 0:
+        return
+    # After a young collection the middle count has grown by one; the middle generation is
+    # collected at the first trigger that finds it above its threshold.
+    if gc.get_threshold()[1] + 2 - gc.get_count()[1] > DRAIN_BEFORE_PROMOTION_PERIODS:
         return
     for pipeline in _live_pipelines:
         queued = len(pipeline._queue)

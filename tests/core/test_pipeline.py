@@ -14,6 +14,7 @@ import pytest
 
 import llmobs
 from llmobs.core.model import Span, Usage
+from llmobs.core.pipeline import DRAIN_BEFORE_PROMOTION_PERIODS
 from llmobs.core.sinks import MemorySink, Sink
 from tests.conftest import Recorder
 
@@ -193,16 +194,27 @@ def test_the_queue_is_drained_before_the_garbage_collector_would_promote_it() ->
             pass
     time.sleep(0.2)
     assert memory.spans == []  # no batch is full and the timer is a minute away
-    # Young collections until the next one will collect the middle generation too.
     threshold = gc.get_threshold()[1]
-    for _ in range(10 * (threshold + 2)):  # an automatic middle collection may restart the count
+
+    def periods_left() -> int:
+        """Young collection periods until the middle generation is collected too."""
+        return threshold + 2 - gc.get_count()[1]
+
+    gc.collect(1)
+    while periods_left() > DRAIN_BEFORE_PROMOTION_PERIODS + 1:
         gc.collect(0)
-        if gc.get_count()[1] > threshold:
-            break
-    assert gc.get_count()[1] > threshold
+    assert periods_left() == DRAIN_BEFORE_PROMOTION_PERIODS + 1
+    with llmobs.span("early"):  # one period too early to drain
+        pass
+    time.sleep(0.2)
+    assert memory.spans == []
+    # A busy application thread hands the GIL over only every switch interval, about one
+    # young period of a tight loop: the drain is asked for several periods ahead.
+    gc.collect(0)
+    assert periods_left() == DRAIN_BEFORE_PROMOTION_PERIODS >= 3
     with llmobs.span("next"):  # the next span wakes the worker
         pass
     deadline = time.monotonic() + 10
-    while len(memory.spans) < 21 and time.monotonic() < deadline:
+    while len(memory.spans) < 22 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert [s.name for s in memory.spans] == [f"s{i}" for i in range(20)] + ["next"]
+    assert [s.name for s in memory.spans] == [f"s{i}" for i in range(20)] + ["early", "next"]
