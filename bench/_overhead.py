@@ -35,6 +35,7 @@ make a cell stay in each benchmark.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -169,6 +170,39 @@ def total_cpu() -> float:
         except Exception:  # not configured: nothing was written
             pass
     return cpu
+
+
+class FullCollections:
+    """Counts the garbage collector's full collections, and the time they take, while entered.
+
+    Recorded with each block (`full_gcs`, `full_gc_ms` in `--json`): a full collection walks every
+    object of the process and takes tens of ms, so a few of them in a block explain a jump of
+    hundreds of µs per call in that block's figures.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __enter__(self) -> FullCollections:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def figures(self) -> dict[str, float]:
+        return {"full_gcs": self.count, "full_gc_ms": self.seconds * 1e3}
+
+    def _callback(self, phase: str, info: Mapping[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.count += 1
+            self.seconds += time.perf_counter() - self._started
 
 
 def draining_count(exporter: Any) -> Callable[[], int]:

@@ -299,16 +299,18 @@ def session(config: str) -> driver.Block:
         before = count()
         gc.collect()
         cpu0 = driver.total_cpu()
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn(callbacks)
-        t1 = time.perf_counter()
+        with driver.FullCollections() as collector:
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn(callbacks)
+            t1 = time.perf_counter()
         flush()
         cpu1 = driver.total_cpu()
         return {
             "wall_us": (t1 - t0) / calls * 1e6,
             "cpu_us": (cpu1 - cpu0) / calls * 1e6,
             "spans_per_call": (count() - before) / calls,
+            **collector.figures(),
         }
 
     return block

@@ -215,16 +215,18 @@ def session(config: str) -> driver.Block:
         before = count()
         gc.collect()
         cpu0 = driver.total_cpu()
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        t1 = time.perf_counter()
+        with driver.FullCollections() as collector:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            t1 = time.perf_counter()
         flush()
         cpu1 = driver.total_cpu()
         return {
             "wall_us": (t1 - t0) / n * 1e6,
             "cpu_us": (cpu1 - cpu0) / n * 1e6,
             "spans_per_call": (count() - before) / n,
+            **collector.figures(),
         }
 
     return block

@@ -281,10 +281,11 @@ def session(config: str) -> driver.Block:
         gc.collect()
         cpu0 = driver.total_cpu()
         app0 = time.thread_time()
-        t0 = time.perf_counter()
-        for _ in range(runs):
-            loop.run_until_complete(fn())
-        t1 = time.perf_counter()
+        with driver.FullCollections() as collector:
+            t0 = time.perf_counter()
+            for _ in range(runs):
+                loop.run_until_complete(fn())
+            t1 = time.perf_counter()
         app1 = time.thread_time()
         flush()
         cpu1 = driver.total_cpu()
@@ -293,6 +294,7 @@ def session(config: str) -> driver.Block:
             "app_us": (app1 - app0) / runs * 1e6,
             "cpu_us": (cpu1 - cpu0) / runs * 1e6,
             "spans_per_run": (count() - before) / runs,
+            **collector.figures(),
         }
 
     return block
