@@ -580,7 +580,7 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> int:
                     policy.apply_record(record)
             if conn is None:
                 conn = store.connect(path, busy_timeout_s=busy)
-            store.insert_records(conn, records, busy_timeout_s=busy)
+            store.insert_records(conn, records, busy_timeout_s=busy, single_threaded=True)
             counts["written"] += len(records)
             if counts["batches"] % store.PRUNE_EVERY_BATCHES == 0:
                 store.prune(conn, max_spans)

@@ -90,6 +90,31 @@ def test_rows_hold_the_contract_json_and_summary_columns(isolated_llmobs: Path) 
     assert [r["name"] for r in raw] == ["chat gpt-4o", "root"]  # insertion order: children end first
 
 
+def test_the_writer_process_insert_stores_the_same_rows_as_the_pipeline_threads(tmp_path: Path) -> None:
+    # The writer process inserts with executemany, the pipeline thread with statements of many
+    # rows (_ROWS_PER_STATEMENT each): more spans than one such statement holds, mixed fields.
+    records = []
+    for i in range(300):
+        span = Span(trace_id=f"{i % 7:032x}", span_id=f"{i:016x}", name=f"s{i}", start_ns=i, end_ns=i + 5)
+        if i % 3 == 0:
+            span.usage = Usage(input_tokens=i, output_tokens=1)
+            span.model = "gpt-4o"
+        span.input = {"i": i, "text": "é" * (i % 5)}
+        records.append(span.to_dict())
+    tables = []
+    for single_threaded in (False, True):
+        conn = store.connect(tmp_path / f"{single_threaded}.db")
+        store.insert_records(conn, records, single_threaded=single_threaded)
+        rows = conn.execute("SELECT * FROM spans ORDER BY seq").fetchall()
+        names = [d[0] for d in conn.execute("SELECT * FROM spans LIMIT 0").description]
+        conn.close()
+        inserted = names.index("inserted_ns")
+        tables.append([row[:inserted] + row[inserted + 1 :] for row in rows])
+    assert len(tables[0]) == 300
+    assert tables[0] == tables[1]
+    assert json.loads(tables[1][3][-1])["usage"]["input_tokens"] == 3
+
+
 def test_retention_prunes_the_oldest(tmp_path: Path) -> None:
     sink = SQLiteSink(tmp_path / "small.db", max_spans=100)
     llmobs.configure(sinks=[sink], batch_size=10, flush_interval=0.001)
