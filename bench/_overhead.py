@@ -366,6 +366,9 @@ def print_overhead_table(
             `+12 / +15`.
         unit: what one timed call is, e.g. `"call"` or `"run"`: the last column shows the worker's
             `spans_per_{unit}` of the last round, headed `spans/{unit}`.
+
+    Under the table, the full garbage collections per timed block of each configuration (see
+    `FullCollections`), one figure per variant: the most any round had.
     """
     print("| configuration | " + " | ".join(variants) + f" | spans/{unit} |")
     print("|---|" + "---|" * len(variants) + "---|")
@@ -375,3 +378,11 @@ def print_overhead_table(
         cells = [" / ".join(f"+{median_overhead(results, config, v, k):.0f}" for k in keys) for v in variants]
         spans = "/".join(f"{results[config][-1][v][f'spans_per_{unit}']:.0f}" for v in variants)
         print(f"| {labels.get(config, config)} | " + " | ".join(cells) + f" | {spans} |")
+    most = {
+        config: "/".join(str(max(int(r[v].get("full_gcs", 0)) for r in rounds)) for v in variants)
+        for config, rounds in results.items()
+    }
+    print(
+        "\nfull garbage collections per timed block, most in any round: "
+        + ", ".join(f"{c} {n}" for c, n in most.items())
+    )
