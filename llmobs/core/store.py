@@ -29,6 +29,13 @@ PRUNE_EVERY_BATCHES = 64
 #: Pages SQLite may cache per writer connection (negative: KiB), so the indexes of a large store
 #: stay in memory.
 CACHE_KIB = 16 * 1024
+#: WAL pages after which a writer's commit copies the log back into the store (SQLite's default
+#: is 1,000). Each copy writes every page changed since the last one once: the trace index takes
+#: new traces at random pages, and the same pages come back commit after commit, so a longer log
+#: writes each of them fewer times (replayed batches of 240 rows: the commit costs 4.0 instead of
+#: 4.6 µs per row in a store of 20,000 rows, 6.0 instead of 8.7 in one of 200,000). The log file
+#: grows to about this many pages (16 MiB at the default 4 KiB page) and is then reused.
+WAL_AUTOCHECKPOINT_PAGES = 4000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
@@ -130,6 +137,7 @@ def connect(
         if not readonly:
             _retry_while_locked(lambda: _enable_wal(conn), busy_ms / 1000)
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
             conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             _retry_while_locked(lambda: _migrate(conn), busy_ms / 1000)
         else:
