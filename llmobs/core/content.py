@@ -20,7 +20,7 @@ import dataclasses
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import islice
 from typing import Any
 
@@ -145,6 +145,7 @@ class ContentPolicy:
         self._cleaned: dict[str, str] = {}
         self._cleaned_chars = 0
         self._paths = [tuple(p.split(".")) for p in self._options["redact_paths"]]
+        self._clean = self._make_walk()
 
     def options(self) -> dict[str, Any]:
         """The arguments that make an equal policy (JSON values), for a policy in another process."""
@@ -260,88 +261,107 @@ class ContentPolicy:
                 self._key_verdicts[key] = verdict
         return verdict
 
-    def _clean(self, value: Any, depth: int, seen: set[int]) -> Any:
-        kind = type(value)
-        if kind is str:
-            return self.clean_str(value)
-        if value is None or kind is bool or kind is int:
-            return value
-        if kind is float:
-            return value if math.isfinite(value) else str(value)
-        if depth >= MAX_DEPTH:
-            return "…[max depth]"
-        if kind is dict or (kind is not list and isinstance(value, Mapping)):
-            return self._clean_mapping(value, depth, seen)
-        if kind is list or kind is tuple or isinstance(value, (list, tuple, set, frozenset)):
-            return self._clean_items(value, depth, seen)
-        if isinstance(value, str):  # str subclasses (enums with str mixin, ...)
-            return self.clean_str(str(value))
-        if isinstance(value, (int, float)):
-            return self._clean(int(value) if isinstance(value, int) else float(value), depth, seen)
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            return f"<{len(value)} bytes>"
-        return self._clean(to_plain(value), depth + 1, seen)
+    def _make_walk(self) -> Callable[[Any, int, set[int]], Any]:
+        """The walk that `clean` and `_apply` run: three closures over this policy's settings.
 
-    # The two container walks handle str, None, int and bool leaves inline: most of a span's
-    # content is such leaves, and a call per leaf is most of the cost of the walk.
-
-    def _clean_mapping(self, value: Mapping[Any, Any], depth: int, seen: set[int]) -> Any:
-        marker = id(value)
-        if marker in seen:
-            return "…[cycle]"
-        seen.add(marker)
-        out: dict[str, Any] = {}
-        limit = self.max_items
-        over = len(value) - limit
-        pairs: Iterable[tuple[Any, Any]] = value.items() if over <= 0 else islice(value.items(), limit)
+        Closures, not methods: a method would look the settings up again in every container, and
+        the containers of a span's content are many and small (a message is a dict of a few
+        strings). `seen` holds the ids of the containers being walked, to stop at cycles.
+        """
         cached = self._cleaned.get
         clean_str = self.clean_str
         short = self._short
         verdicts = self._key_verdicts.get
         is_secret_key = self.is_secret_key
-        for key, item in pairs:
-            name = key if type(key) is str else str(key)
-            secret = verdicts(name)
-            if secret is None:
-                secret = is_secret_key(name)
-            if secret and item is not None and item != "":
-                out[name] = REDACTED
-                continue
-            kind = type(item)
-            if kind is str:
-                out[name] = item if len(item) < short else (cached(item) or clean_str(item))
-            elif item is None or kind is int or kind is bool:
-                out[name] = item
-            else:
-                out[name] = self._clean(item, depth + 1, seen)
-        if over > 0:
-            out["…"] = f"[truncated {over} items]"
-        seen.discard(marker)
-        return out
-
-    def _clean_items(self, value: Any, depth: int, seen: set[int]) -> Any:
-        marker = id(value)
-        if marker in seen:
-            return "…[cycle]"
-        seen.add(marker)
-        items: list[Any] = []
         limit = self.max_items
-        over = len(value) - limit
-        cached = self._cleaned.get
-        clean_str = self.clean_str
-        short = self._short
-        for item in value if over <= 0 else islice(value, limit):
-            kind = type(item)
+        isfinite = math.isfinite
+
+        def walk(value: Any, depth: int, seen: set[int]) -> Any:
+            kind = type(value)
             if kind is str:
-                items.append(item if len(item) < short else (cached(item) or clean_str(item)))
-            elif item is None or kind is int or kind is bool:
-                items.append(item)
-            else:
-                items.append(self._clean(item, depth + 1, seen))
-        if over > 0:
-            items.append(f"…[truncated {over} items]")
-        seen.discard(marker)
-        return items
+                return clean_str(value)
+            if value is None or kind is bool or kind is int:
+                return value
+            if kind is float:
+                return value if isfinite(value) else str(value)
+            if depth >= MAX_DEPTH:
+                return "…[max depth]"
+            if kind is dict or (kind is not list and isinstance(value, Mapping)):
+                return mapping(value, depth, seen)
+            if kind is list or kind is tuple or isinstance(value, (list, tuple, set, frozenset)):
+                return items(value, depth, seen)
+            if isinstance(value, str):  # str subclasses (enums with str mixin, ...)
+                return clean_str(str(value))
+            if isinstance(value, (int, float)):
+                return walk(int(value) if isinstance(value, int) else float(value), depth, seen)
+            if isinstance(value, (bytes, bytearray, memoryview)):
+                return f"<{len(value)} bytes>"
+            return walk(to_plain(value), depth + 1, seen)
+
+        # The two container walks handle str, None, int and bool leaves inline, and go down into
+        # dicts and lists directly: most of a span's content is such leaves and containers, and a
+        # call per leaf is most of the cost of the walk.
+
+        def mapping(value: Mapping[Any, Any], depth: int, seen: set[int]) -> Any:
+            marker = id(value)
+            if marker in seen:
+                return "…[cycle]"
+            seen.add(marker)
+            out: dict[str, Any] = {}
+            over = len(value) - limit
+            pairs: Iterable[tuple[Any, Any]] = value.items() if over <= 0 else islice(value.items(), limit)
+            deeper = depth + 1
+            for key, item in pairs:
+                name = key if type(key) is str else str(key)
+                secret = verdicts(name)
+                if secret is None:
+                    secret = is_secret_key(name)
+                if secret and item is not None and item != "":
+                    out[name] = REDACTED
+                    continue
+                kind = type(item)
+                if kind is str:
+                    out[name] = item if len(item) < short else (cached(item) or clean_str(item))
+                elif item is None or kind is int or kind is bool:
+                    out[name] = item
+                elif kind is dict and deeper < MAX_DEPTH:
+                    out[name] = mapping(item, deeper, seen)
+                elif kind is list and deeper < MAX_DEPTH:
+                    out[name] = items(item, deeper, seen)
+                else:
+                    out[name] = walk(item, deeper, seen)
+            if over > 0:
+                out["…"] = f"[truncated {over} items]"
+            seen.discard(marker)
+            return out
+
+        def items(value: Any, depth: int, seen: set[int]) -> Any:
+            marker = id(value)
+            if marker in seen:
+                return "…[cycle]"
+            seen.add(marker)
+            out: list[Any] = []
+            append = out.append
+            over = len(value) - limit
+            deeper = depth + 1
+            for item in value if over <= 0 else islice(value, limit):
+                kind = type(item)
+                if kind is str:
+                    append(item if len(item) < short else (cached(item) or clean_str(item)))
+                elif item is None or kind is int or kind is bool:
+                    append(item)
+                elif kind is dict and deeper < MAX_DEPTH:
+                    append(mapping(item, deeper, seen))
+                elif kind is list and deeper < MAX_DEPTH:
+                    append(items(item, deeper, seen))
+                else:
+                    append(walk(item, deeper, seen))
+            if over > 0:
+                append(f"…[truncated {over} items]")
+            seen.discard(marker)
+            return out
+
+        return walk
 
     def _redact_paths(self, span: Any, get: Any, put: Any) -> None:
         roots = {name: get(span, name) for name in ("input", "output", "attributes", "documents")}

@@ -72,6 +72,24 @@ def test_truncation_keeps_the_head_and_marks_what_was_cut() -> None:
     assert long_map == {"k0": 0, "k1": 1, "k2": 2, "…": "[truncated 7 items]"}
 
 
+def test_content_nested_deeper_than_the_limit_is_cut_with_a_marker() -> None:
+    from llmobs.core.content import MAX_DEPTH
+
+    def nested(levels: int, leaf: object) -> object:
+        """`levels` containers, lists and dicts in turn from the outside in, around `leaf`."""
+        value = leaf
+        for level in reversed(range(levels)):
+            value = {"k": value} if level % 2 else [value]
+        return value
+
+    # MAX_DEPTH containers are kept; what the last one holds becomes the marker.
+    assert ContentPolicy().clean(nested(MAX_DEPTH + 8, "leaf")) == nested(MAX_DEPTH, "…[max depth]")
+    assert ContentPolicy().clean(nested(MAX_DEPTH, "leaf")) == nested(MAX_DEPTH, "leaf")
+    record = {"input": nested(MAX_DEPTH + 1, "leaf"), "output": None, "attributes": {}}
+    ContentPolicy().apply_record(record)
+    assert record["input"] == nested(MAX_DEPTH, "…[max depth]")
+
+
 def test_repeated_strings_are_cleaned_the_same_and_the_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     import llmobs.core.content as content
 
