@@ -349,45 +349,102 @@ class TraceSummary:
         }
 
 
+_TOTALS_SQL = f"""
+    MIN(start_ns), MAX(end_ns), COUNT(*),
+    SUM(status = 'error'),
+    SUM(CASE WHEN kind IN {_MODEL_KINDS_SQL} THEN COALESCE(input_tokens, 0) ELSE 0 END),
+    SUM(CASE WHEN kind IN {_MODEL_KINDS_SQL} THEN COALESCE(output_tokens, 0) ELSE 0 END),
+    SUM(CASE WHEN kind IN {_MODEL_KINDS_SQL} THEN cost_usd END),
+    SUM(kind IN {_MODEL_KINDS_SQL} AND cost_usd IS NULL AND input_tokens IS NOT NULL)
+"""
+#: Spans read at a time while `recent_traces` walks the store from its newest span back, and
+#: how many it reads before it groups the whole store instead (many traces asked for, or
+#: traces of thousands of spans each).
+_WALK_CHUNK = 256
+_WALK_MAX_SPANS = 50_000
+
+
 def recent_traces(conn: sqlite3.Connection, *, limit: int = 20, since_ns: int | None = None) -> list[TraceSummary]:
-    """The most recent traces, newest first, with their totals."""
-    where, params = ("WHERE start_ns >= ?", [since_ns]) if since_ns is not None else ("", [])
-    rows = conn.execute(
-        f"""
-        SELECT trace_id, MIN(start_ns) AS t0, MAX(end_ns), COUNT(*),
-               SUM(status = 'error'),
-               SUM(CASE WHEN kind IN {_MODEL_KINDS_SQL} THEN COALESCE(input_tokens, 0) ELSE 0 END),
-               SUM(CASE WHEN kind IN {_MODEL_KINDS_SQL} THEN COALESCE(output_tokens, 0) ELSE 0 END),
-               SUM(CASE WHEN kind IN {_MODEL_KINDS_SQL} THEN cost_usd END),
-               SUM(kind IN {_MODEL_KINDS_SQL} AND cost_usd IS NULL AND input_tokens IS NOT NULL)
-        FROM spans {where}
-        GROUP BY trace_id ORDER BY t0 DESC LIMIT ?
-        """,
-        [*params, limit],
-    ).fetchall()
-    out = []
-    for trace_id, t0, t1, count, errors, tin, tout, cost, unpriced in rows:
-        root = conn.execute(
-            "SELECT name, service FROM spans WHERE trace_key = ? AND trace_id = ?"
-            " ORDER BY (parent_id IS NOT NULL), start_ns LIMIT 1",
-            (trace_key(trace_id), trace_id),
-        ).fetchone()
-        out.append(
-            TraceSummary(
-                trace_id=trace_id,
-                root_name=root[0] if root else "?",
-                service=root[1] if root else "",
-                start_ns=t0,
-                end_ns=t1,
-                spans=count,
-                errors=errors or 0,
-                input_tokens=tin or 0,
-                output_tokens=tout or 0,
-                cost_usd=cost,
-                unpriced=unpriced or 0,
-            )
-        )
-    return out
+    """The most recent traces, newest first (by their first span's start), with their totals.
+
+    With `since_ns`, only the spans started since then count. Without it, the store is read from
+    its newest span back only until the `limit` newest traces are known, so listing them takes
+    about as long in a store of a million spans as in one of a thousand.
+    """
+    newest = _newest_trace_ids(conn, limit) if since_ns is None else None
+    if newest is not None:
+        rows = [_trace_totals(conn, trace_id) for trace_id in newest]
+    else:
+        where, params = ("WHERE start_ns >= ?", [since_ns]) if since_ns is not None else ("", [])
+        rows = conn.execute(
+            f"SELECT trace_id, {_TOTALS_SQL} FROM spans {where}"
+            " GROUP BY trace_id ORDER BY MIN(start_ns) DESC, trace_id LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+    return [_summary(conn, row) for row in rows]
+
+
+def _newest_trace_ids(conn: sqlite3.Connection, limit: int) -> list[str] | None:
+    """The `limit` traces whose first span started last, newest first (ties by trace id); None
+    when that takes reading more than `_WALK_MAX_SPANS` spans.
+
+    Spans are read newest first (the start index backwards). A trace not met yet has no span
+    that started after the last one read, so it started no later than that; once `limit` traces
+    met started strictly after it, no trace still unread can rank among them.
+    """
+    first_start: dict[str, int] = {}
+    cursor = conn.execute("SELECT trace_id, start_ns FROM spans ORDER BY start_ns DESC")
+    read = 0
+    while True:
+        chunk = cursor.fetchmany(_WALK_CHUNK)
+        if not chunk:
+            break
+        read += len(chunk)
+        if read > _WALK_MAX_SPANS:
+            cursor.close()
+            return None
+        for trace_id, _ in chunk:
+            if trace_id not in first_start:
+                first_start[trace_id] = conn.execute(
+                    "SELECT MIN(start_ns) FROM spans WHERE trace_key = ? AND trace_id = ?",
+                    (trace_key(trace_id), trace_id),
+                ).fetchone()[0]
+        position = chunk[-1][1]
+        if sum(1 for start in first_start.values() if start > position) >= limit:
+            break
+    cursor.close()
+    ranked = sorted(first_start.items(), key=lambda item: (-item[1], item[0]))
+    return [trace_id for trace_id, _ in ranked[:limit]]
+
+
+def _trace_totals(conn: sqlite3.Connection, trace_id: str) -> tuple[Any, ...]:
+    row = conn.execute(
+        f"SELECT trace_id, {_TOTALS_SQL} FROM spans WHERE trace_key = ? AND trace_id = ?",
+        (trace_key(trace_id), trace_id),
+    ).fetchone()
+    return tuple(row)
+
+
+def _summary(conn: sqlite3.Connection, row: Sequence[Any]) -> TraceSummary:
+    trace_id, t0, t1, count, errors, tin, tout, cost, unpriced = row
+    root = conn.execute(
+        "SELECT name, service FROM spans WHERE trace_key = ? AND trace_id = ?"
+        " ORDER BY (parent_id IS NOT NULL), start_ns LIMIT 1",
+        (trace_key(trace_id), trace_id),
+    ).fetchone()
+    return TraceSummary(
+        trace_id=trace_id,
+        root_name=root[0] if root else "?",
+        service=root[1] if root else "",
+        start_ns=t0,
+        end_ns=t1,
+        spans=count,
+        errors=errors or 0,
+        input_tokens=tin or 0,
+        output_tokens=tout or 0,
+        cost_usd=cost,
+        unpriced=unpriced or 0,
+    )
 
 
 def resolve_trace_id(conn: sqlite3.Connection, prefix: str) -> str:

@@ -10,13 +10,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import llmobs
 from llmobs.core import store
-from llmobs.core.model import Span, Usage
+from llmobs.core.model import Span, SpanKind, Status, Usage
 from llmobs.core.runtime import get_runtime
 from llmobs.core.sinks import SQLiteSink
 
@@ -150,6 +151,96 @@ def test_retention_prunes_the_oldest(tmp_path: Path) -> None:
     assert 100 <= count <= 100 + 64 * 10  # pruned every 64 batches
     assert conn.execute("SELECT name FROM spans ORDER BY seq DESC LIMIT 1").fetchone()[0] == "s999"
     assert conn.execute("SELECT COUNT(*) FROM spans WHERE name = 's0'").fetchone()[0] == 0
+
+
+def _reference_recent_traces(conn: sqlite3.Connection, limit: int) -> list[tuple[object, ...]]:
+    """What `llmobs traces` lists, from one query over the whole store."""
+    return conn.execute(
+        "SELECT trace_id, MIN(start_ns), MAX(end_ns), COUNT(*), SUM(status = 'error'),"
+        " SUM(CASE WHEN kind = 'llm' THEN COALESCE(input_tokens, 0) ELSE 0 END)"
+        " FROM spans GROUP BY trace_id ORDER BY MIN(start_ns) DESC, trace_id LIMIT ?",
+        (limit,),
+    ).fetchall()
+
+
+def _listed(summaries: list[store.TraceSummary]) -> list[tuple[object, ...]]:
+    return [(s.trace_id, s.start_ns, s.end_ns, s.spans, s.errors, s.input_tokens) for s in summaries]
+
+
+def _store_of(tmp_path: Path, spans: list[Span]) -> sqlite3.Connection:
+    conn = store.connect(tmp_path / "walk.db")
+    store.insert_spans(conn, spans)
+    return conn
+
+
+def _mixed_traces() -> list[Span]:
+    """Traces that overlap in time, some starting at the same instant, some long-running (a span
+    long after their start), and one of many spans, inserted in no particular order."""
+    import random
+
+    rng = random.Random(5)
+    spans = []
+    for t in range(300):
+        trace_id = f"{rng.getrandbits(128):032x}"
+        start = rng.randrange(0, 10_000) // 7 * 7  # a few shared start instants
+        size = 400 if t == 17 else rng.randint(1, 6)
+        for i in range(size):
+            late = rng.random() < 0.05
+            begin = start + (rng.randrange(5_000, 20_000) if late else i)
+            span = Span(
+                trace_id=trace_id, span_id=f"{t:08x}{i:08x}", name=f"t{t}-{i}", start_ns=begin, end_ns=begin + 3
+            )
+            span.kind = SpanKind.LLM if i % 2 else SpanKind.CHAIN
+            span.usage = Usage(input_tokens=i, output_tokens=1) if i % 2 else None
+            span.status = Status.ERROR if rng.random() < 0.1 else Status.OK
+            spans.append(span)
+    rng.shuffle(spans)
+    return spans
+
+
+def _an_old_trace_with_the_newest_spans() -> list[Span]:
+    """Ten traces, then one that started before all of them and has the 600 newest spans: a
+    reader that stopped once it had met enough traces would list that old one first."""
+    spans = [
+        Span(trace_id=f"{t + 1:032x}", span_id=f"{t + 1:016x}", name=f"t{t}", start_ns=100 + t, end_ns=200 + t)
+        for t in range(10)
+    ]
+    spans += [
+        Span(
+            trace_id="f" * 32,
+            span_id=f"{i + 1:016x}",
+            name="old",
+            start_ns=0 if i == 0 else 1_000 + i,
+            end_ns=2_000 + i,
+        )
+        for i in range(600)
+    ]
+    return spans
+
+
+def _many_traces_started_at_one_instant() -> list[Span]:
+    """600 traces that started at the same instant, the newest: which of them come first is
+    decided by trace id, and a reader must see them all to know."""
+    import random
+
+    ids = [f"{random.Random(i).getrandbits(128):032x}" for i in range(600)]
+    return [
+        Span(trace_id=t, span_id=f"{i + 1:016x}", name="tie", start_ns=5_000, end_ns=5_001) for i, t in enumerate(ids)
+    ]
+
+
+@pytest.mark.parametrize(
+    "spans", [_mixed_traces, _an_old_trace_with_the_newest_spans, _many_traces_started_at_one_instant]
+)
+@pytest.mark.parametrize("walk_max", [store._WALK_MAX_SPANS, 100])
+def test_recent_traces_read_from_the_newest_span_back_list_what_grouping_the_store_lists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, walk_max: int, spans: Callable[[], list[Span]]
+) -> None:
+    # With a walk limit of 100 spans the store is grouped whole instead, and must list the same.
+    monkeypatch.setattr(store, "_WALK_MAX_SPANS", walk_max)
+    conn = _store_of(tmp_path, spans())
+    for limit in (1, 5, 20, 299, 300, 1000):
+        assert _listed(store.recent_traces(conn, limit=limit)) == _reference_recent_traces(conn, limit)
 
 
 def test_trace_id_prefixes(isolated_llmobs: Path) -> None:
