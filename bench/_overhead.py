@@ -341,6 +341,20 @@ def median_overhead(results: Results, config: str, variant: str, key: str) -> fl
     return float(statistics.median(ours[variant][key] - base[variant][key] for ours, base in rounds))
 
 
+def overhead_quartiles(results: Results, config: str, variant: str, key: str) -> tuple[float, float, float]:
+    """The quartiles over rounds of `config` minus the baseline of the same round (as `median_overhead`).
+
+    How far apart rounds of the same code land: on a noisy machine, further than a goal's margin.
+    """
+    rounds = [
+        ours[variant][key] - base[variant][key] for ours, base in zip(results[config], results[BASELINE], strict=True)
+    ]
+    if len(rounds) < 2:
+        return (rounds[0],) * 3 if rounds else (0.0, 0.0, 0.0)
+    low, mid, high = statistics.quantiles(rounds, n=4, method="inclusive")
+    return low, mid, high
+
+
 def baseline_summary(results: Results, variants: Sequence[str], name: str) -> str:
     """`"{name} = W1 / W2 µs wall, C1 / C2 µs CPU"`: the baseline's own medians, one per variant."""
     walls = " / ".join(f"{median_baseline(results, v, 'wall_us'):.0f}" for v in variants)

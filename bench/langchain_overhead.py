@@ -352,6 +352,15 @@ def main() -> int:
                 floor = overhead("noop", v, "wall_us")
                 checks.append(f"wall ≤ 3× no-op ({3 * floor:.0f}): {'ok' if ours <= 3 * floor else 'MISS'}")
             print(f"goal {v}: llmobs +{ours:.0f} wall, +{ours_cpu:.0f} CPU; " + "; ".join(checks))
+        # The goals' margins are tens of µs; so is the spread of one configuration's rounds.
+        print("\nper-round wall overhead, quartiles (25% / median / 75%), µs per call:")
+        for v in variants:
+            spread = []
+            for config in ("llmobs", "noop", *anchors):
+                if config in configs:
+                    q = driver.overhead_quartiles(results, config, v, "wall_us")
+                    spread.append(f"{config} {q[0]:+.0f} / {q[1]:+.0f} / {q[2]:+.0f}")
+            print(f"  {v}: " + "; ".join(spread))
     if options.json:
         print(json.dumps(results))
     return 0
